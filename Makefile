@@ -1,0 +1,30 @@
+# Soma — the two commands a new user needs are `make run` and `make test`.
+GO ?= go
+TEST_TIMEOUT ?= 14m
+
+.PHONY: run build test vet proto bench clean
+
+run: ## start a homeserver on 127.0.0.1:8008 with embedded SQLite in ./data
+	$(GO) run ./cmd/soma $(if $(CONFIG),-config $(CONFIG))
+
+build:
+	$(GO) build -o bin/soma ./cmd/soma
+	$(GO) build -o bin/somactl ./cmd/somactl
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+test: vet ## vet, then every test (race detector on) against SQLite and PostgreSQL
+	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+bench: ## storage and send-path benchmarks on both backends
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./persistence/... ./cmd/soma/
+
+# proto regenerates the actor message contract; needs protoc (Debian:
+# protobuf-compiler) and protoc-gen-go (go install google.golang.org/protobuf/cmd/protoc-gen-go).
+proto:
+	cd actors/messages && protoc --go_out=. --go_opt=paths=source_relative messages.proto
+
+clean:
+	rm -rf bin

@@ -1,0 +1,180 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/soma-chat/soma/actors/metrics"
+)
+
+// RoomRouter finds a room's actor and delivers a command to it. On a single
+// node it is LocalRoomRouter; a clustered router (grains by room ID) comes
+// with the cluster.
+type RoomRouter interface {
+	RequestRoom(ctx context.Context, roomID string, msg proto.Message) (proto.Message, error)
+}
+
+// ErrRoomUnavailable means the room's actor did not answer in time.
+var ErrRoomUnavailable = errors.New("actors: room actor unavailable")
+
+// ErrRoomBusy means the room already has as many commands waiting as it
+// may queue: the caller should retry later rather than queue more.
+var ErrRoomBusy = errors.New("actors: room busy")
+
+// DefaultMaxQueued is how many commands may wait for one room's actor.
+const DefaultMaxQueued = 1000
+
+// defaultRequestTimeout applies when the caller's context has no deadline.
+const defaultRequestTimeout = 30 * time.Second
+
+// RoomProducer makes the actor of one room.
+type RoomProducer func(roomID string) actor.Producer
+
+// LocalRoomRouter spawns room actors on demand in this process, one per
+// room, and lets idle ones passivate without losing a request: it counts
+// requests in flight per activation, and an activation may only stop when
+// none is (see Passivate).
+type LocalRoomRouter struct {
+	system   *actor.ActorSystem
+	producer RoomProducer
+	// MaxQueued bounds the commands in flight to one room (its mailbox and
+	// the batch being committed); past it RequestRoom fails fast with
+	// ErrRoomBusy instead of letting memory grow. Set before use.
+	MaxQueued int
+	// Metrics measures the room actors (per room and in total); nil
+	// measures nothing. NewLocalRoomRouter gives the router its own; set
+	// the node's before use.
+	Metrics *metrics.Actors
+
+	mu    sync.Mutex
+	rooms map[string]*activation
+}
+
+type activation struct {
+	pid      *actor.PID
+	inflight int
+}
+
+// NewLocalRoomRouter returns a router over system. Room actors restart on
+// panic (and reload from storage), however often.
+func NewLocalRoomRouter(system *actor.ActorSystem, producer RoomProducer) *LocalRoomRouter {
+	return &LocalRoomRouter{
+		system: system, producer: producer, MaxQueued: DefaultMaxQueued,
+		Metrics: metrics.New(metrics.Options{MaxRoomSeries: metrics.DefaultMaxRoomSeries}),
+		rooms:   map[string]*activation{},
+	}
+}
+
+// RequestRoom implements RoomRouter.
+func (r *LocalRoomRouter) RequestRoom(ctx context.Context, roomID string, msg proto.Message) (proto.Message, error) {
+	timeout := defaultRequestTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	if timeout <= 0 {
+		return nil, ErrRoomUnavailable
+	}
+	act := r.acquire(roomID)
+	if act == nil {
+		return nil, fmt.Errorf("%w: %s", ErrRoomBusy, roomID)
+	}
+	res, err := r.system.Root.RequestFuture(act.pid, msg, timeout).Result()
+	r.release(roomID, act)
+	if errors.Is(err, actor.ErrDeadLetter) && r.forget(roomID, act) {
+		// The activation died without passivating (nothing delivered the
+		// command): the next attempt spawns a fresh one.
+		return r.RequestRoom(ctx, roomID, msg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrRoomUnavailable, roomID, err)
+	}
+	reply, ok := res.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("actors: room %s replied with %T", roomID, res)
+	}
+	return reply, nil
+}
+
+// acquire returns the room's activation, spawning it if needed, counting
+// one more request in flight; nil when the room is at MaxQueued.
+func (r *LocalRoomRouter) acquire(roomID string) *activation {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	act := r.rooms[roomID]
+	if act != nil && r.MaxQueued > 0 && act.inflight >= r.MaxQueued {
+		return nil
+	}
+	if act == nil {
+		var measured *metrics.Activation // nil: not measured
+		if r.Metrics != nil {
+			measured = r.Metrics.NewActivation(metrics.KindRoom, roomID)
+		}
+		// The guardian, not WithSupervisor (which governs an actor's
+		// children), decides for a root-spawned actor; protoactor's default
+		// stops an actor after 10 failures in 10 s, leaving the room dead.
+		props := measured.Props(r.producer(roomID),
+			actor.WithGuardian(actor.NewRestartingStrategy()))
+		act = &activation{pid: r.system.Root.Spawn(props)}
+		r.rooms[roomID] = act
+	}
+	act.inflight++
+	return act
+}
+
+func (r *LocalRoomRouter) release(roomID string, act *activation) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	act.inflight--
+}
+
+// forget drops a dead activation, reporting whether it was still the
+// room's current one.
+func (r *LocalRoomRouter) forget(roomID string, act *activation) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rooms[roomID] != act {
+		return r.rooms[roomID] != nil // another activation already took over
+	}
+	delete(r.rooms, roomID)
+	return true
+}
+
+// Passivate is called by a room actor that wants to stop. It answers true,
+// forgetting the activation, only when no request is on its way to it;
+// the next request then spawns a fresh activation.
+func (r *LocalRoomRouter) Passivate(roomID string, pid *actor.PID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	act := r.rooms[roomID]
+	if act == nil || !act.pid.Equal(pid) {
+		return true // not ours any more
+	}
+	if act.inflight > 0 {
+		return false
+	}
+	delete(r.rooms, roomID)
+	return true
+}
+
+// Active returns how many room actors are alive.
+func (r *LocalRoomRouter) Active() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.rooms)
+}
+
+// inflight is how many requests are on their way to a room's activation.
+func (r *LocalRoomRouter) inflight(roomID string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if act := r.rooms[roomID]; act != nil {
+		return act.inflight
+	}
+	return 0
+}

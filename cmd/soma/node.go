@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/soma-chat/soma/actors"
+	"github.com/soma-chat/soma/actors/metrics"
+	"github.com/soma-chat/soma/config"
+	"github.com/soma-chat/soma/federation"
+	"github.com/soma-chat/soma/httpapi"
+	"github.com/soma-chat/soma/persistence"
+	"github.com/soma-chat/soma/persistence/backends"
+	"github.com/soma-chat/soma/rooms"
+)
+
+// node is a running Soma server.
+type node struct {
+	log    zerolog.Logger
+	store  persistence.Store
+	system *actor.ActorSystem
+	http   *http.Server
+	addr   net.Addr
+	// metrics serves /metrics; nil when metrics.listen is "".
+	metrics     *http.Server
+	metricsAddr net.Addr
+	failed      chan error
+	// cancelRequests ends long-polling requests at shutdown.
+	cancelRequests context.CancelFunc
+}
+
+func newLogger(c config.LogConfig, w io.Writer) zerolog.Logger {
+	if c.Format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	}
+	level, err := zerolog.ParseLevel(c.Level)
+	if err != nil {
+		level = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// startNode opens storage, starts the actor system and the listener.
+func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*node, error) {
+	routeLogrusToZerolog(log)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	key, generated, err := federation.LoadOrGenerateSigningKey(cfg.SigningKeyPath)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	if generated {
+		log.Info().Str("path", cfg.SigningKeyPath).Str("key_id", string(key.KeyID)).Msg("generated a new signing key")
+	}
+	store, err := backends.Open(ctx, backends.Config{
+		Backend:      cfg.Database.Backend,
+		SQLitePath:   cfg.Database.SQLitePath,
+		SQLiteDriver: cfg.Database.SQLiteDriver,
+		PostgresDSN:  cfg.Database.PostgresDSN,
+		MaxOpenConns: cfg.Database.MaxOpenConns,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	n := &node{log: log, store: store, failed: make(chan error, 1)}
+	n.system = actors.NewSystem(log)
+	actorMetrics := metrics.New(metrics.Options{MaxRoomSeries: cfg.Metrics.MaxRoomSeries})
+	actorMetrics.WatchDeadLetters(n.system)
+	notifier := actors.NewSyncNotifier(n.system, actorMetrics)
+	var router *actors.LocalRoomRouter
+	deps := &rooms.Deps{
+		Store:        store,
+		Signer:       &rooms.Signer{ServerName: spec.ServerName(cfg.ServerName), KeyID: key.KeyID, Key: key.Private},
+		Publish:      notifier.Publish,
+		Passivate:    func(roomID string, pid *actor.PID) bool { return router.Passivate(roomID, pid) },
+		IdleTimeout:  cfg.Rooms.IdleTimeout.Duration,
+		StoreTimeout: cfg.Rooms.RequestTimeout.Duration,
+		Log:          log,
+		Now:          time.Now,
+	}
+	router = actors.NewLocalRoomRouter(n.system, func(roomID string) actor.Producer { return rooms.NewActor(roomID, deps) })
+	router.MaxQueued = cfg.Rooms.MaxQueued
+	router.Metrics = actorMetrics
+	httpMetrics := httpapi.NewHTTPMetrics()
+
+	actorsUp := httpapi.ReadinessCheck{Name: "actors", Check: func(context.Context) error {
+		if n.system.IsStopped() {
+			return errors.New("the actor system is shut down")
+		}
+		return nil
+	}}
+	api := httpapi.NewServer(httpapi.Options{
+		ServerName:          cfg.ServerName,
+		RegistrationEnabled: cfg.Registration.Enabled,
+		PublicBaseURL:       cfg.ClientAPI.PublicBaseURL,
+		RequestTimeout:      cfg.Rooms.RequestTimeout.Duration,
+		Metrics:             httpMetrics,
+		DefaultRoomVersion:  cfg.Rooms.DefaultVersion,
+		RateLimits: httpapi.RateLimits{
+			Enabled: cfg.RateLimits.Enabled, TrustForwardedFor: cfg.RateLimits.TrustForwardedFor,
+			PerUser: httpapi.RateLimit(cfg.RateLimits.PerUser), PerIP: httpapi.RateLimit(cfg.RateLimits.PerIP),
+			Login: httpapi.RateLimit(cfg.RateLimits.Login),
+		},
+		RegistrationSharedSecret: cfg.Registration.SharedSecret,
+		ReadinessChecks:          []httpapi.ReadinessCheck{actorsUp},
+		RoomStats:                actorMetrics,
+	}, store, router, notifier, log)
+
+	if cfg.Metrics.Listen != "" {
+		collected := []prometheus.Collector{actorMetrics, httpMetrics, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "soma_sync_waiters", Help: "Long-polling /sync requests waiting for something new.",
+		}, func() float64 { return float64(notifier.Waiters()) })}
+		if s, ok := store.(poolStats); ok {
+			collected = append(collected, newDBStatsCollector(s.Stats, cfg.Database.Backend))
+		}
+		reg := newMetricsRegistry(cfg.ServerName, collected...)
+		if n.metrics, n.metricsAddr, err = serveMetrics(cfg.Metrics.Listen, reg, log, n.failed); err != nil {
+			n.closeStorage()
+			return nil, err
+		}
+	}
+
+	ln, err := net.Listen("tcp", cfg.ClientAPI.Listen)
+	if err != nil {
+		n.stopMetrics()
+		n.closeStorage()
+		return nil, fmt.Errorf("client API listener: %w", err)
+	}
+	n.addr = ln.Addr()
+	base, cancelRequests := context.WithCancel(context.Background())
+	n.cancelRequests = cancelRequests
+	n.http = &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
+	go func() {
+		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.failed <- err
+		}
+	}()
+	if cfg.Registration.Enabled {
+		ev := log.Warn()
+		if !cfg.ListenIsLoopback() {
+			ev = log.Error()
+		}
+		ev.Str("listen", n.addr.String()).Msg("registration is open: anyone who can reach this listener can create an account (set registration.enabled: false to close it)")
+	}
+	if cfg.Registration.SharedSecret != "" {
+		log.Info().Msg("shared-secret registration is on: whoever knows registration.shared_secret can create admins")
+	}
+	ready := log.Info().Str("server_name", cfg.ServerName).Str("listen", n.addr.String()).
+		Str("database", cfg.Database.Backend)
+	if n.metricsAddr != nil {
+		ready = ready.Str("metrics_listen", n.metricsAddr.String())
+	}
+	ready.Msg("soma is ready")
+	return n, nil
+}
+
+// shutdown stops accepting requests, lets in-flight ones finish, then stops
+// the actors and closes storage.
+func (n *node) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n.cancelRequests() // a waiting /sync answers at once; a send in flight still commits
+	if err := n.http.Shutdown(ctx); err != nil {
+		n.log.Warn().Err(err).Msg("HTTP shutdown")
+	}
+	n.stopMetrics()
+	n.system.Shutdown()
+	n.closeStorage()
+}
+
+// stopMetrics closes the metrics listener: a scrape has nothing to wait for.
+func (n *node) stopMetrics() {
+	if n.metrics != nil {
+		_ = n.metrics.Close()
+	}
+}
+
+func (n *node) closeStorage() {
+	if err := n.store.Close(); err != nil {
+		n.log.Warn().Err(err).Msg("closing storage")
+	}
+}

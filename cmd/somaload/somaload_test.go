@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/soma-chat/soma/cmd/internal/somaproc"
+)
+
+// The end-to-end tests run each command against the real server, built
+// once from ./cmd/soma and started as a separate process, as cmd/soma's
+// own tests do. The server is built without -race: registering is bcrypt
+// at full cost, which the race detector makes seconds per account; what is
+// under test here is the tool, and it runs in-process, with -race when
+// `make test` asks for it.
+var somaBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "somaload-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if somaBinary, err = somaproc.Build(dir, false); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// startSoma runs the server on SQLite in a temporary directory on a free
+// loopback port, with rate limits off so that the figures are the
+// server's, and returns its base URL. It stops when the test ends.
+func startSoma(t *testing.T) string {
+	t.Helper()
+	return somaproc.Start(t, somaBinary,
+		"SOMA_DATA_DIR="+t.TempDir(),
+		"SOMA_SERVER_NAME=somaload.test",
+		"SOMA_RATE_LIMITS_ENABLED=false",
+	).BaseURL
+}
+
+// somaload runs the tool in-process with -json and decodes its figures.
+func somaload(t *testing.T, figures any, args ...string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	args = append(args, "-json", "-max-duration", "50s")
+	code := run(context.Background(), args, &stdout, &stderr)
+	t.Logf("somaload %s:\n%s", strings.Join(args, " "), stderr.String())
+	if code != 0 {
+		t.Fatalf("somaload exited %d", code)
+	}
+	if err := json.Unmarshal(stdout.Bytes(), figures); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, stdout.String())
+	}
+}
+
+type latencyFigures struct {
+	Count int     `json:"count"`
+	MinMS float64 `json:"min_ms"`
+	P50MS float64 `json:"p50_ms"`
+	P90MS float64 `json:"p90_ms"`
+	P99MS float64 `json:"p99_ms"`
+	MaxMS float64 `json:"max_ms"`
+}
+
+// checkSane fails unless the latencies are count samples in order and
+// below limit.
+func (l latencyFigures) checkSane(t *testing.T, what string, count int, limit time.Duration) {
+	t.Helper()
+	if l.Count != count {
+		t.Errorf("%s: %d samples, want %d", what, l.Count, count)
+	}
+	if !(l.MinMS <= l.P50MS && l.P50MS <= l.P90MS && l.P90MS <= l.P99MS && l.P99MS <= l.MaxMS) {
+		t.Errorf("%s: percentiles out of order: %+v", what, l)
+	}
+	if l.MaxMS <= 0 || l.MaxMS > float64(limit.Milliseconds()) {
+		t.Errorf("%s: max %.2fms, want in (0, %s]", what, l.MaxMS, limit)
+	}
+}
+
+type commonFigures struct {
+	RunID        string         `json:"run_id"`
+	Errors       int            `json:"errors"`
+	ErrorsByKind map[string]int `json:"errors_by_kind"`
+	RateLimited  int            `json:"rate_limited"`
+	Stopped      string         `json:"stopped"`
+}
+
+func (c commonFigures) checkClean(t *testing.T) {
+	t.Helper()
+	if c.Errors != 0 || len(c.ErrorsByKind) != 0 || c.RateLimited != 0 || c.Stopped != "" {
+		t.Errorf("errors %d %v, rate limited %d, stopped %q; want none", c.Errors, c.ErrorsByKind, c.RateLimited, c.Stopped)
+	}
+}
+
+func TestCommandsAgainstSoma(t *testing.T) {
+	base := startSoma(t)
+	tokens := filepath.Join(t.TempDir(), "tokens.json")
+
+	t.Run("SendDeliversEveryMessageIntoEveryRoom", func(t *testing.T) {
+		for _, tc := range []struct{ users, rooms, messages int }{
+			{4, 1, 40},
+			{5, 3, 45}, // reuses the 4 accounts of the first run and registers one
+		} {
+			var f struct {
+				commonFigures
+				Users      int            `json:"users"`
+				RoomIDs    []string       `json:"room_ids"`
+				Sent       int            `json:"sent"`
+				EventsPerS float64        `json:"events_per_s"`
+				Latency    latencyFigures `json:"latency"`
+			}
+			somaload(t, &f, "send", "-url", base, "-token-file", tokens,
+				"-users", fmt.Sprint(tc.users), "-rooms", fmt.Sprint(tc.rooms), "-messages", fmt.Sprint(tc.messages))
+			f.checkClean(t)
+			if f.Users != tc.users || len(f.RoomIDs) != tc.rooms || f.Sent != tc.messages || f.EventsPerS <= 0 {
+				t.Errorf("users %d, rooms %v, sent %d, %.1f events/s; want %d users, %d rooms, %d sent",
+					f.Users, f.RoomIDs, f.Sent, f.EventsPerS, tc.users, tc.rooms, tc.messages)
+			}
+			f.Latency.checkSane(t, "send latency", tc.messages, 10*time.Second)
+
+			// The server holds what the tool says it sent, evenly spread.
+			owner := readTokens(t, tokens)[0]
+			for _, roomID := range f.RoomIDs {
+				if n := countMessages(t, base, owner, roomID, "somaload "+f.RunID+" message "); n != tc.messages/tc.rooms {
+					t.Errorf("room %s holds %d of the run's messages, want %d", roomID, n, tc.messages/tc.rooms)
+				}
+			}
+		}
+		if n := len(readTokens(t, tokens)); n != 5 {
+			t.Errorf("token file lists %d accounts, want 5", n)
+		}
+	})
+
+	t.Run("JoinStormJoinsEveryUser", func(t *testing.T) {
+		var f struct {
+			commonFigures
+			Users        int            `json:"users"`
+			Joined       int            `json:"joined"`
+			JoinsPerS    float64        `json:"joins_per_s"`
+			MembersAfter int            `json:"members_after"`
+			Latency      latencyFigures `json:"latency"`
+		}
+		somaload(t, &f, "joinstorm", "-url", base, "-users", "20", "-concurrency", "8")
+		f.checkClean(t)
+		if f.Users != 20 || f.Joined != 20 || f.MembersAfter != 21 || f.JoinsPerS <= 0 {
+			t.Errorf("users %d, joined %d, members after %d, %.1f joins/s; want 20, 20, 21", f.Users, f.Joined, f.MembersAfter, f.JoinsPerS)
+		}
+		f.Latency.checkSane(t, "join latency", 20, 10*time.Second)
+	})
+
+	t.Run("SyncWakeSeesEverySendPromptly", func(t *testing.T) {
+		var f struct {
+			commonFigures
+			Woken      int            `json:"woken"`
+			Missed     int            `json:"missed"`
+			Mismatched int            `json:"mismatched"`
+			FromStart  latencyFigures `json:"wake_after_send_start"`
+			Send       latencyFigures `json:"send_latency"`
+		}
+		somaload(t, &f, "syncwake", "-url", base, "-pairs", "2", "-rounds", "3", "-settle", "100ms")
+		f.checkClean(t)
+		if f.Woken != 6 || f.Missed != 0 || f.Mismatched != 0 {
+			t.Errorf("woken %d, missed %d, mismatched %d; want 6, 0, 0", f.Woken, f.Missed, f.Mismatched)
+		}
+		// Well under the 30s long-poll: the send woke the parked /sync.
+		f.FromStart.checkSane(t, "wake after send start", 6, 5*time.Second)
+		f.Send.checkSane(t, "send latency", 6, 5*time.Second)
+		if f.FromStart.MinMS <= 0 {
+			t.Errorf("a wake %.2fms after its send started: the event was seen before it was sent", f.FromStart.MinMS)
+		}
+	})
+}
+
+func readTokens(t *testing.T, path string) []user {
+	t.Helper()
+	tf, err := readTokenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tf.Users
+}
+
+// countMessages pages /messages back to the start of the room and counts
+// the m.room.message events whose body starts with prefix.
+func countMessages(t *testing.T, base string, u user, roomID, prefix string) int {
+	t.Helper()
+	c := newClient(base, 30*time.Second, 1)
+	defer c.close()
+	n, from := 0, ""
+	for range 1000 {
+		path := "/_matrix/client/v3/rooms/" + pathSegment(roomID) + "/messages?dir=b&limit=100"
+		if from != "" {
+			path += "&from=" + pathSegment(from)
+		}
+		r := c.call(context.Background(), http.MethodGet, path, u.AccessToken, nil, 0)
+		if !r.ok() {
+			t.Fatalf("%s", r)
+		}
+		var page struct {
+			Chunk []struct {
+				Type    string         `json:"type"`
+				Content map[string]any `json:"content"`
+			} `json:"chunk"`
+			End string `json:"end"`
+		}
+		if err := r.decode(&page); err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range page.Chunk {
+			if body, _ := ev.Content["body"].(string); ev.Type == "m.room.message" && strings.HasPrefix(body, prefix) {
+				n++
+			}
+		}
+		if page.End == "" || len(page.Chunk) == 0 {
+			return n
+		}
+		from = page.End
+	}
+	t.Fatalf("/messages of %s did not end", roomID)
+	return 0
+}

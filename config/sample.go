@@ -1,0 +1,122 @@
+package config
+
+// SampleYAML is a commented configuration file that sets every key to its
+// default (somactl generate-config prints it). Tests keep it equal to
+// Default and complete.
+func SampleYAML() string { return sampleYAML }
+
+const sampleYAML = `# Soma configuration.
+#
+# Every key below is set to its default; delete what you do not change.
+# A key left empty ("key:") keeps its default. Each key can be overridden
+# by an environment variable named SOMA_ and the key's path in upper snake
+# case: database.postgres_dsn is SOMA_DATABASE_POSTGRES_DSN. An empty
+# variable counts as unset. Durations are written like "30s", "5m", "1h30m".
+
+# The Matrix server name: the domain of this server's user and room IDs
+# (@alice:<server_name>). A host name or IP literal, with an optional :port.
+# It cannot change once users and rooms exist.
+server_name: localhost
+
+# Where the node keeps its files (signing key, SQLite database).
+data_dir: ./data
+
+# The ed25519 key that signs this server's events and federation requests,
+# in Synapse's format ("ed25519 <version> <base64 seed>"). Empty means
+# <data_dir>/signing.key; it is generated on first start when missing.
+signing_key_path: ""
+
+client_api:
+  # host:port of the Client-Server API listener. Registration and login
+  # are only reachable from this machine while it stays on loopback.
+  listen: 127.0.0.1:8008
+  # The URL clients use to reach this server (served in .well-known).
+  # Empty means http://<listen> (a wildcard host becomes localhost).
+  public_base_url: ""
+
+database:
+  # "sqlite" (embedded, one node) or "postgres" (production, clusters).
+  backend: sqlite
+  # The SQLite database file. Empty means <data_dir>/soma.db.
+  sqlite_path: ""
+  # The SQLite driver: "modernc" (pure Go) or "mattn" (cgo).
+  sqlite_driver: modernc
+  # The PostgreSQL connection string, required when backend is "postgres",
+  # e.g. "postgres://soma:secret@127.0.0.1:5432/soma?sslmode=disable".
+  postgres_dsn: ""
+  # The most connections the pool opens.
+  max_open_conns: 20
+
+registration:
+  # Whether anyone who can reach the client API may register an account.
+  # Accounts can always be created with "somactl create-account".
+  enabled: true
+  # A secret that enables Synapse's shared-secret registration API
+  # (/_synapse/admin/v1/register): whoever knows it can create accounts,
+  # admins included, even with registration closed. Operator tools and test
+  # suites use it (register_new_matrix_user, Complement). Empty: off. At
+  # least 16 characters; prefer SOMA_REGISTRATION_SHARED_SECRET to a file.
+  shared_secret: ""
+
+rooms:
+  # The room version of new rooms: "10" or "11".
+  default_version: "11"
+  # How long a room actor may stay idle before it is stopped; it is
+  # reloaded from the database on its next message.
+  idle_timeout: 5m
+  # How long a request waits for a room actor's answer.
+  request_timeout: 30s
+  # How many commands may wait for one room; past it clients are told to
+  # retry later (M_LIMIT_EXCEEDED) rather than the queue growing.
+  max_queued: 1000
+
+# Token-bucket rate limits: a bucket holds up to "burst" requests and
+# refills at "rate" requests a second; a request finding it empty gets
+# 429 M_LIMIT_EXCEEDED with retry_after_ms and a Retry-After header.
+rate_limits:
+  # Whether any limit applies. Turn off to measure the server rather than
+  # the limiter under a load tool.
+  enabled: true
+  # Take the client address from the last X-Forwarded-For entry. Only
+  # when the listener is reachable solely through one reverse proxy that
+  # appends it; otherwise clients could pick their own address.
+  trust_forwarded_for: false
+  # Per user, on every authenticated request except /sync (a client's
+  # sync loop is never limited per user). Element fires ~30 requests at
+  # start-up; a fast typist sends a few a second.
+  per_user:
+    # Requests a second, sustained.
+    rate: 20
+    # Requests at once, after a pause.
+    burst: 200
+  # Per client address (IPv6 by /64), on every request. Several users may
+  # share one address (NAT), so it is looser than per_user.
+  per_ip:
+    # Requests a second, sustained.
+    rate: 50
+    # Requests at once, after a pause.
+    burst: 500
+  # Per client address, on POST /login and POST /register only: each
+  # attempt costs a bcrypt hash, and this bounds password guessing.
+  # Registering takes two requests (the user-interactive auth round trip).
+  login:
+    # Attempts a second, sustained (0.2: one every five seconds).
+    rate: 0.2
+    # Attempts at once, after a pause.
+    burst: 10
+
+log:
+  # trace, debug, info, warn or error.
+  level: info
+  # "json" (one object a line) or "console" (coloured, for people).
+  format: json
+
+metrics:
+  # host:port serving Prometheus metrics on /metrics. Keep it on loopback
+  # (or a private network): the figures name rooms. "" serves none.
+  listen: 127.0.0.1:9092
+  # How many of the busiest active rooms are exported with a room_id
+  # label; per-kind totals are always exported. Bounds the number of
+  # series however many rooms are active. 0: totals only.
+  max_room_series: 100
+`

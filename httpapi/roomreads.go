@@ -1,0 +1,276 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/soma-chat/soma/persistence"
+)
+
+// requestedRoomState is the state of the request's room that the caller
+// may see.
+func (s *Server) requestedRoomState(r *http.Request) ([]persistence.StoredEvent, error) {
+	a, err := s.accessFor(r.Context(), pathParam(r, "roomId"), callerFrom(r.Context()).UserID)
+	if err != nil {
+		return nil, err
+	}
+	return s.stateFor(r.Context(), a)
+}
+
+// getStateHandler: GET /rooms/{roomId}/state.
+func (s *Server) getStateHandler(r *http.Request) (int, any, error) {
+	state, err := s.requestedRoomState(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	evs, err := toClientEvents(state, true)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, evs, nil
+}
+
+// getStateEventHandler: GET /rooms/{roomId}/state/{eventType}/{stateKey}.
+func (s *Server) getStateEventHandler(r *http.Request) (int, any, error) {
+	state, err := s.requestedRoomState(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	typ, key := pathParam(r, "eventType"), pathParam(r, "stateKey")
+	for i := range state {
+		if state[i].Type == typ && state[i].StateKey != nil && *state[i].StateKey == key {
+			ce, err := toClientEvent(&state[i], true)
+			if err != nil {
+				return 0, nil, err
+			}
+			if r.URL.Query().Get("format") == "event" {
+				return http.StatusOK, ce, nil
+			}
+			return http.StatusOK, ce.Content, nil
+		}
+	}
+	return 0, nil, errNotFound("no such state event")
+}
+
+// getEventHandler: GET /rooms/{roomId}/event/{eventId}.
+func (s *Server) getEventHandler(r *http.Request) (int, any, error) {
+	c := callerFrom(r.Context())
+	a, err := s.accessFor(r.Context(), pathParam(r, "roomId"), c.UserID)
+	if err != nil {
+		return 0, nil, err
+	}
+	ev, err := s.store.EventByID(r.Context(), pathParam(r, "eventId"))
+	if errors.Is(err, persistence.ErrNotFound) || (err == nil && (ev.RoomID != a.roomID || ev.StreamPos > a.bound)) {
+		return 0, nil, errNotFound("event not found")
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	ok, err := s.newVisibilityChecker(a).canSee(r.Context(), ev)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !ok {
+		return 0, nil, errNotFound("event not found")
+	}
+	ce, err := toClientEvent(ev, true)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, ce, nil
+}
+
+// membersHandler: GET /rooms/{roomId}/members.
+func (s *Server) membersHandler(r *http.Request) (int, any, error) {
+	state, err := s.requestedRoomState(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	q := r.URL.Query()
+	want, not := q.Get("membership"), q.Get("not_membership")
+	chunk := []*clientEvent{}
+	for i := range state {
+		if state[i].Type != spec.MRoomMember {
+			continue
+		}
+		m := membershipOf(&state[i])
+		if (want != "" && m != want) || (not != "" && m == not) {
+			continue
+		}
+		ce, err := toClientEvent(&state[i], true)
+		if err != nil {
+			return 0, nil, err
+		}
+		chunk = append(chunk, ce)
+	}
+	return http.StatusOK, map[string]any{"chunk": chunk}, nil
+}
+
+// joinedMembersHandler: GET /rooms/{roomId}/joined_members.
+func (s *Server) joinedMembersHandler(r *http.Request) (int, any, error) {
+	c := callerFrom(r.Context())
+	a, err := s.accessFor(r.Context(), pathParam(r, "roomId"), c.UserID)
+	if err != nil {
+		return 0, nil, err
+	}
+	if a.current != "join" {
+		return 0, nil, errForbidden("you are not a member of this room")
+	}
+	state, err := s.store.CurrentState(r.Context(), a.nid)
+	if err != nil {
+		return 0, nil, err
+	}
+	type member struct {
+		DisplayName *string `json:"display_name"`
+		AvatarURL   *string `json:"avatar_url"`
+	}
+	joined := map[string]member{}
+	for i := range state {
+		ev := &state[i]
+		if ev.Type != spec.MRoomMember || ev.StateKey == nil || membershipOf(ev) != "join" {
+			continue
+		}
+		var m member
+		if dn := contentField(ev, "displayname"); dn != "" {
+			m.DisplayName = &dn
+		}
+		if av := contentField(ev, "avatar_url"); av != "" {
+			m.AvatarURL = &av
+		}
+		joined[*ev.StateKey] = m
+	}
+	return http.StatusOK, map[string]any{"joined": joined}, nil
+}
+
+// joinedRoomsHandler: GET /joined_rooms.
+func (s *Server) joinedRoomsHandler(r *http.Request) (int, any, error) {
+	c := callerFrom(r.Context())
+	ms, err := s.store.MembershipsForUser(r.Context(), c.UserID)
+	if err != nil {
+		return 0, nil, err
+	}
+	ids := []string{}
+	for _, m := range ms {
+		if m.Membership == "join" {
+			ids = append(ids, m.RoomID)
+		}
+	}
+	return http.StatusOK, map[string]any{"joined_rooms": ids}, nil
+}
+
+const (
+	defaultMessagesLimit = 10
+	maxMessagesLimit     = 1000
+)
+
+// messagesHandler: GET /rooms/{roomId}/messages. Tokens are stream
+// positions, unique per event, so pages never skip or repeat an event
+// whatever the events' depths.
+func (s *Server) messagesHandler(r *http.Request) (int, any, error) {
+	c := callerFrom(r.Context())
+	q := r.URL.Query()
+	dir := q.Get("dir")
+	if dir != "b" && dir != "f" {
+		return 0, nil, errInvalidParam("dir must be b or f")
+	}
+	limit := defaultMessagesLimit
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 0 {
+			return 0, nil, errInvalidParam("limit must be a non-negative integer")
+		}
+		limit = min(n, maxMessagesLimit)
+	}
+	a, err := s.accessFor(r.Context(), pathParam(r, "roomId"), c.UserID)
+	if err != nil {
+		return 0, nil, err
+	}
+	if a.current == "" || a.current == "invite" || a.current == "knock" {
+		if ok, err := s.canReadState(r.Context(), a); err != nil || !ok {
+			if err == nil {
+				err = errNotInRoom
+			}
+			return 0, nil, err
+		}
+	}
+	forward := dir == "f"
+	from := a.bound
+	if forward {
+		from = 0
+	}
+	if tok := q.Get("from"); tok != "" {
+		if from, err = parseStreamToken(tok); err != nil {
+			return 0, nil, err
+		}
+	}
+	// Positions past the bound do not exist for this user.
+	from = min(from, a.bound)
+	var to persistence.StreamPos
+	if forward {
+		to = a.bound
+	}
+	if tok := q.Get("to"); tok != "" {
+		t, err := parseStreamToken(tok)
+		if err != nil {
+			return 0, nil, err
+		}
+		if forward {
+			to = min(t, a.bound)
+		} else {
+			to = t
+		}
+	}
+
+	vc := s.newVisibilityChecker(a)
+	chunk := []*clientEvent{}
+	cursor, exhausted := from, false
+	for len(chunk) < limit && !exhausted {
+		var evs []persistence.StoredEvent
+		if forward {
+			if cursor >= to {
+				break
+			}
+			evs, err = s.store.RoomEvents(r.Context(), a.nid, cursor, to, limit-len(chunk), true)
+		} else {
+			if cursor <= to {
+				break
+			}
+			evs, err = s.store.RoomEvents(r.Context(), a.nid, to, cursor, limit-len(chunk), false)
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		exhausted = len(evs) < limit-len(chunk)
+		for i := range evs {
+			ev := &evs[i]
+			if forward {
+				cursor = ev.StreamPos
+			} else {
+				cursor = ev.StreamPos - 1
+			}
+			ok, err := vc.canSee(r.Context(), ev)
+			if err != nil {
+				return 0, nil, err
+			}
+			if !ok {
+				continue
+			}
+			ce, err := toClientEvent(ev, true)
+			if err != nil {
+				return 0, nil, err
+			}
+			if err := s.addPrevContent(r.Context(), evs[i:i+1], []*clientEvent{ce}); err != nil {
+				return 0, nil, err
+			}
+			chunk = append(chunk, ce)
+		}
+	}
+	resp := map[string]any{"start": streamToken(from), "chunk": chunk}
+	if !exhausted {
+		resp["end"] = streamToken(cursor)
+	}
+	return http.StatusOK, resp, nil
+}

@@ -1,0 +1,122 @@
+// Package httpapi serves the Matrix Client-Server API: it authenticates,
+// validates, sends one command to the right actor (or reads a projection) and
+// renders the reply. It never writes room state itself.
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/soma-chat/soma/persistence"
+)
+
+// RoomRequester delivers a command to a room's actor and returns its reply.
+type RoomRequester interface {
+	RequestRoom(ctx context.Context, roomID string, msg proto.Message) (proto.Message, error)
+}
+
+// SyncWaiter lets a long-polling /sync wait until one of the given rooms
+// or users (invites) advances past since, or the context ends.
+type SyncWaiter interface {
+	// Wait returns a channel closed when something the caller cares about
+	// happened after since, and a func that cancels the registration.
+	Wait(userID string, roomIDs []string, since persistence.StreamPos) (<-chan struct{}, func())
+}
+
+// Options configures a Server.
+type Options struct {
+	ServerName          string
+	RegistrationEnabled bool
+	// PublicBaseURL is advertised in /.well-known/matrix/client.
+	PublicBaseURL string
+	// RequestTimeout bounds how long a handler waits for an actor.
+	RequestTimeout time.Duration
+	// Metrics counts requests by route for Prometheus; nil counts nothing.
+	Metrics *HTTPMetrics
+	// DefaultRoomVersion is used by /createRoom without room_version.
+	DefaultRoomVersion string
+	// RateLimits throttles clients; the zero value limits nothing.
+	RateLimits RateLimits
+	// RegistrationSharedSecret, when set, enables shared-secret registration
+	// (/_synapse/admin/v1/register); "" leaves it off.
+	RegistrationSharedSecret string
+	// ReadinessChecks are what GET /ready requires besides the database.
+	ReadinessChecks []ReadinessCheck
+	// ReadyTimeout bounds a round of readiness checks; default 2s.
+	ReadyTimeout time.Duration
+	// RoomStats feeds the admin API's live room figures; nil lists none.
+	RoomStats RoomStatsSource
+}
+
+// Server holds what the handlers depend on.
+type Server struct {
+	opts   Options
+	store  persistence.Store
+	rooms  RoomRequester
+	syncer SyncWaiter
+	log    zerolog.Logger
+	tokens *tokenCache
+	limits *rateLimits // nil when rate limits are off
+	nonces *nonceStore // nil when shared-secret registration is off
+	ready  *readiness
+}
+
+// NewServer wires a Server; Handler returns its routes.
+func NewServer(opts Options, store persistence.Store, rooms RoomRequester, syncer SyncWaiter, log zerolog.Logger) *Server {
+	if opts.RequestTimeout == 0 {
+		opts.RequestTimeout = 30 * time.Second
+	}
+	if opts.DefaultRoomVersion == "" {
+		opts.DefaultRoomVersion = "11"
+	}
+	s := &Server{
+		opts: opts, store: store, rooms: rooms, syncer: syncer, log: log,
+		tokens: newTokenCache(),
+		limits: newRateLimits(opts.RateLimits, time.Now),
+	}
+	if opts.RegistrationSharedSecret != "" {
+		s.nonces = newNonceStore(time.Now)
+	}
+	s.ready = newReadiness(s.databaseCheck(), opts.ReadinessChecks, opts.ReadyTimeout, log)
+	return s
+}
+
+// Handler returns the HTTP handler with every route of the client API, and
+// the /health and /ready probes in front of it.
+func (s *Server) Handler() http.Handler {
+	r := chi.NewRouter()
+	// rateLimit runs after cors so that a browser client can read its 429.
+	// measure sits outside recoverer, cors and rateLimit so that it counts
+	// the 500s, preflights and 429s they answer.
+	r.Use(s.requestContext, s.measure(r), s.recoverer, s.cors, s.rateLimit)
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, matrixError(http.StatusNotFound, "M_UNRECOGNIZED", "Unrecognized request"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, matrixError(http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "Unrecognized request"))
+	})
+
+	r.Get("/.well-known/matrix/client", s.serve(s.wellKnownClient))
+	s.sharedSecretRoutes(r)
+	s.adminRoutes(r)
+	r.Route("/_matrix/client", func(r chi.Router) {
+		r.Get("/versions", s.serve(s.versions))
+		r.Route("/v3", func(r chi.Router) {
+			s.accountRoutes(r)
+			s.roomRoutes(r)
+			s.syncRoutes(r)
+		})
+		// r0 is what older clients still call; the shapes are the same.
+		r.Route("/r0", func(r chi.Router) {
+			s.accountRoutes(r)
+			s.roomRoutes(r)
+			s.syncRoutes(r)
+		})
+	})
+	return s.withProbes(r)
+}

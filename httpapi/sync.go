@@ -1,0 +1,406 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/soma-chat/soma/persistence"
+)
+
+const (
+	defaultTimelineLimit = 10
+	maxTimelineLimit     = 200
+	maxSyncTimeout       = 5 * time.Minute
+)
+
+type syncRequest struct {
+	userID    string
+	deviceID  string
+	since     persistence.StreamPos
+	hasSince  bool // since given: an incremental sync, even from s0
+	fullState bool
+	limit     int
+	leave     bool // include left rooms in an initial sync
+}
+
+type timeline struct {
+	Events    []*clientEvent `json:"events"`
+	Limited   bool           `json:"limited"`
+	PrevBatch string         `json:"prev_batch,omitempty"`
+}
+
+type eventList[T any] struct {
+	Events []T `json:"events"`
+}
+
+type joinedRoom struct {
+	Timeline            timeline                `json:"timeline"`
+	State               eventList[*clientEvent] `json:"state"`
+	Ephemeral           eventList[any]          `json:"ephemeral"`
+	AccountData         eventList[any]          `json:"account_data"`
+	UnreadNotifications map[string]int          `json:"unread_notifications"`
+	Summary             map[string]any          `json:"summary"`
+}
+
+type leftRoom struct {
+	Timeline    timeline                `json:"timeline"`
+	State       eventList[*clientEvent] `json:"state"`
+	AccountData eventList[any]          `json:"account_data"`
+}
+
+type invitedRoom struct {
+	InviteState eventList[*strippedEvent] `json:"invite_state"`
+}
+
+type syncRooms struct {
+	Join   map[string]*joinedRoom  `json:"join"`
+	Invite map[string]*invitedRoom `json:"invite"`
+	Leave  map[string]*leftRoom    `json:"leave"`
+}
+
+type syncResponse struct {
+	NextBatch   string         `json:"next_batch"`
+	Rooms       syncRooms      `json:"rooms"`
+	Presence    eventList[any] `json:"presence"`
+	AccountData eventList[any] `json:"account_data"`
+	ToDevice    eventList[any] `json:"to_device"`
+	DeviceLists struct {
+		Changed []string `json:"changed"`
+		Left    []string `json:"left"`
+	} `json:"device_lists"`
+	OneTimeKeysCount map[string]int `json:"device_one_time_keys_count"`
+}
+
+func (r *syncResponse) empty() bool {
+	return len(r.Rooms.Join) == 0 && len(r.Rooms.Invite) == 0 && len(r.Rooms.Leave) == 0
+}
+
+// syncHandler: GET /sync. It reads projections up to the store's safe
+// position; when nothing is new it waits on the node's sync notifier
+// (registered before reading again, so no wake-up is lost).
+func (s *Server) syncHandler(r *http.Request) (int, any, error) {
+	c := callerFrom(r.Context())
+	q := r.URL.Query()
+	req := syncRequest{userID: c.UserID, deviceID: c.DeviceID, limit: defaultTimelineLimit, fullState: q.Get("full_state") == "true"}
+	if tok := q.Get("since"); tok != "" {
+		p, err := parseStreamToken(tok)
+		if err != nil {
+			return 0, nil, err
+		}
+		req.since, req.hasSince = p, true
+	}
+	f, err := parseSyncFilter(q.Get("filter"))
+	if err != nil {
+		return 0, nil, err
+	}
+	if l := f.Room.Timeline.Limit; l != nil && *l > 0 {
+		req.limit = min(*l, maxTimelineLimit)
+	}
+	req.leave = f.Room.IncludeLeave
+	var timeout time.Duration
+	if t := q.Get("timeout"); t != "" {
+		ms, err := strconv.ParseInt(t, 10, 64)
+		if err != nil || ms < 0 {
+			return 0, nil, errInvalidParam("timeout must be a non-negative integer")
+		}
+		timeout = min(time.Duration(ms)*time.Millisecond, maxSyncTimeout)
+	}
+
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, rooms, to, err := s.computeSync(r.Context(), &req)
+		if err != nil {
+			return 0, nil, err
+		}
+		if !resp.empty() || req.fullState || !req.hasSince || time.Now().After(deadline) {
+			return http.StatusOK, resp, nil
+		}
+		woke, cancel := s.syncer.Wait(req.userID, rooms, to)
+		timer := time.NewTimer(time.Until(deadline))
+		select {
+		case <-woke:
+		case <-timer.C:
+		case <-r.Context().Done():
+		}
+		timer.Stop()
+		cancel()
+		if r.Context().Err() != nil {
+			return http.StatusOK, resp, nil
+		}
+	}
+}
+
+// computeSync builds one response for (since, to], to being the store's
+// safe position now; it also returns the user's rooms to wait on.
+func (s *Server) computeSync(ctx context.Context, req *syncRequest) (*syncResponse, []string, persistence.StreamPos, error) {
+	to, err := s.store.MaxStreamPos(ctx)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if req.since > to {
+		to = req.since // a token from before a restart that lost nothing committed
+	}
+	resp := &syncResponse{
+		NextBatch:        streamToken(to),
+		Rooms:            syncRooms{Join: map[string]*joinedRoom{}, Invite: map[string]*invitedRoom{}, Leave: map[string]*leftRoom{}},
+		Presence:         eventList[any]{Events: []any{}},
+		AccountData:      eventList[any]{Events: []any{}},
+		ToDevice:         eventList[any]{Events: []any{}},
+		OneTimeKeysCount: map[string]int{},
+	}
+	resp.DeviceLists.Changed, resp.DeviceLists.Left = []string{}, []string{}
+	ms, err := s.store.MembershipsForUser(ctx, req.userID)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	var joined []string
+	for _, m := range ms {
+		if m.Membership == "join" {
+			joined = append(joined, m.RoomID)
+		}
+	}
+	// In an incremental sync, skip the rooms with nothing new in one query.
+	active := map[persistence.RoomNID]bool{}
+	if req.since > 0 && !req.fullState {
+		var nids []persistence.RoomNID
+		for _, m := range ms {
+			if m.Membership == "join" {
+				nids = append(nids, m.RoomNID)
+			}
+		}
+		if len(nids) > 0 {
+			changed, err := s.store.RoomsWithEvents(ctx, nids, req.since, to)
+			if err != nil {
+				return nil, nil, 0, err
+			}
+			for _, n := range changed {
+				active[n] = true
+			}
+		}
+	}
+	for _, m := range ms {
+		if m.StreamPos > to {
+			continue // committed after our bound: the next sync shows it
+		}
+		newSince := m.StreamPos > req.since
+		switch m.Membership {
+		case "join":
+			if req.since > 0 && !req.fullState && !newSince && !active[m.RoomNID] {
+				continue
+			}
+			jr, err := s.syncJoinedRoom(ctx, req, m, to, newSince)
+			if err != nil {
+				return nil, nil, 0, err
+			}
+			if jr != nil {
+				resp.Rooms.Join[m.RoomID] = jr
+			}
+		case "invite":
+			if !newSince && !req.fullState {
+				continue
+			}
+			ir, err := s.syncInvitedRoom(ctx, m)
+			if err != nil {
+				return nil, nil, 0, err
+			}
+			resp.Rooms.Invite[m.RoomID] = ir
+		case "leave", "ban":
+			if m.Forgotten || (!req.hasSince && !req.leave) || (!newSince && !req.fullState) {
+				continue
+			}
+			lr, err := s.syncLeftRoom(ctx, req, m)
+			if err != nil {
+				return nil, nil, 0, err
+			}
+			resp.Rooms.Leave[m.RoomID] = lr
+		}
+	}
+	return resp, joined, to, nil
+}
+
+// roomSection is the timeline and state of one room for (since, to].
+// A full section (initial sync, new join, full_state) shows the state at
+// the start of the timeline; an incremental one the state changes between
+// since and the timeline when the timeline is limited.
+func (s *Server) roomSection(ctx context.Context, req *syncRequest, nid persistence.RoomNID, to persistence.StreamPos, full bool) (timeline, []*clientEvent, error) {
+	from := req.since
+	if full {
+		from = 0
+	}
+	evs, err := s.store.RoomEvents(ctx, nid, from, to, req.limit+1, false)
+	if err != nil {
+		return timeline{}, nil, err
+	}
+	tl := timeline{Limited: len(evs) > req.limit}
+	if tl.Limited {
+		evs = evs[:req.limit]
+	}
+	// Newest first from storage: reverse into chronological order.
+	for i, j := 0, len(evs)-1; i < j; i, j = i+1, j-1 {
+		evs[i], evs[j] = evs[j], evs[i]
+	}
+	visible := evs
+	if full {
+		// A full section reaches back before the user's membership, where
+		// history visibility decides; incremental ones are all visible.
+		if visible, err = s.visibleEvents(ctx, req.userID, evs); err != nil {
+			return timeline{}, nil, err
+		}
+	}
+	if tl.Events, err = toClientEvents(visible, false); err != nil {
+		return timeline{}, nil, err
+	}
+	if err := s.addPrevContent(ctx, visible, tl.Events); err != nil {
+		return timeline{}, nil, err
+	}
+	if err := s.addTransactionIDs(ctx, req, visible, tl.Events); err != nil {
+		return timeline{}, nil, err
+	}
+	start := to // the timeline's first position, or the end when it is empty
+	if len(evs) > 0 {
+		start = evs[0].StreamPos - 1
+	}
+	tl.PrevBatch = streamToken(start)
+
+	var state []persistence.StoredEvent
+	switch {
+	case full && len(evs) > 0:
+		state, err = s.store.SnapshotEvents(ctx, evs[0].StateBefore)
+	case full:
+		state, err = s.store.CurrentState(ctx, nid)
+	case tl.Limited:
+		state, err = s.store.StateEventsBetween(ctx, nid, req.since, start)
+		state = latestPerTuple(state)
+	}
+	if err != nil {
+		return timeline{}, nil, err
+	}
+	stateEvents, err := toClientEvents(state, false)
+	return tl, stateEvents, err
+}
+
+// addTransactionIDs echoes unsigned.transaction_id on the events the
+// syncing device sent, so that its client can match them to local echoes.
+func (s *Server) addTransactionIDs(ctx context.Context, req *syncRequest, stored []persistence.StoredEvent, out []*clientEvent) error {
+	for i := range stored {
+		if stored[i].Sender != req.userID {
+			continue
+		}
+		txn, err := s.store.TxnIDForEvent(ctx, stored[i].EventID, req.userID, req.deviceID)
+		if errors.Is(err, persistence.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if out[i].Unsigned == nil {
+			out[i].Unsigned = map[string]any{}
+		}
+		out[i].Unsigned["transaction_id"] = txn
+	}
+	return nil
+}
+
+// visibleEvents filters one room's events by history visibility.
+func (s *Server) visibleEvents(ctx context.Context, userID string, evs []persistence.StoredEvent) ([]persistence.StoredEvent, error) {
+	if len(evs) == 0 {
+		return evs, nil
+	}
+	a, err := s.accessFor(ctx, evs[0].RoomID, userID)
+	if err != nil {
+		return nil, err
+	}
+	vc := s.newVisibilityChecker(a)
+	out := evs[:0:0]
+	for i := range evs {
+		ok, err := vc.canSee(ctx, &evs[i])
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, evs[i])
+		}
+	}
+	return out, nil
+}
+
+// latestPerTuple keeps the newest event of each (type, state key); events
+// come oldest first.
+func latestPerTuple(evs []persistence.StoredEvent) []persistence.StoredEvent {
+	type key struct{ t, k string }
+	last := map[key]int{}
+	for i, ev := range evs {
+		last[key{ev.Type, *ev.StateKey}] = i
+	}
+	out := make([]persistence.StoredEvent, 0, len(last))
+	for i, ev := range evs {
+		if last[key{ev.Type, *ev.StateKey}] == i {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func (s *Server) syncJoinedRoom(ctx context.Context, req *syncRequest, m persistence.Membership, to persistence.StreamPos, newSince bool) (*joinedRoom, error) {
+	full := req.since == 0 || req.fullState || newSince
+	tl, state, err := s.roomSection(ctx, req, m.RoomNID, to, full)
+	if err != nil {
+		return nil, err
+	}
+	return &joinedRoom{
+		Timeline:            tl,
+		State:               eventList[*clientEvent]{Events: state},
+		Ephemeral:           eventList[any]{Events: []any{}},
+		AccountData:         eventList[any]{Events: []any{}},
+		UnreadNotifications: map[string]int{"highlight_count": 0, "notification_count": 0},
+		Summary:             map[string]any{},
+	}, nil
+}
+
+// syncLeftRoom shows a departed room up to the departure.
+func (s *Server) syncLeftRoom(ctx context.Context, req *syncRequest, m persistence.Membership) (*leftRoom, error) {
+	tl, state, err := s.roomSection(ctx, req, m.RoomNID, m.StreamPos, req.since == 0 || req.fullState)
+	if err != nil {
+		return nil, err
+	}
+	return &leftRoom{Timeline: tl, State: eventList[*clientEvent]{Events: state}, AccountData: eventList[any]{Events: []any{}}}, nil
+}
+
+// inviteStateTypes is the stripped state the spec recommends with invites.
+var inviteStateTypes = map[string]bool{
+	spec.MRoomCreate: true, spec.MRoomJoinRules: true, spec.MRoomName: true,
+	"m.room.avatar": true, spec.MRoomCanonicalAlias: true, "m.room.encryption": true, spec.MRoomTopic: true,
+}
+
+func (s *Server) syncInvitedRoom(ctx context.Context, m persistence.Membership) (*invitedRoom, error) {
+	invite, err := s.store.EventByID(ctx, m.EventID)
+	if err != nil {
+		return nil, err
+	}
+	state, err := s.store.SnapshotEvents(ctx, invite.StateBefore)
+	if err != nil {
+		return nil, err
+	}
+	out := []*strippedEvent{}
+	for i := range state {
+		ev := &state[i]
+		if !inviteStateTypes[ev.Type] && !(ev.Type == spec.MRoomMember && *ev.StateKey == invite.Sender) {
+			continue
+		}
+		se, err := toStrippedEvent(ev)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, se)
+	}
+	se, err := toStrippedEvent(invite)
+	if err != nil {
+		return nil, err
+	}
+	return &invitedRoom{InviteState: eventList[*strippedEvent]{Events: append(out, se)}}, nil
+}

@@ -1,0 +1,154 @@
+package postgres
+
+import "github.com/soma-chat/soma/persistence/sqlstore"
+
+// migrations is the schema, oldest first. A released migration is never
+// edited: a change is a new migration appended here.
+var migrations = []sqlstore.Migration{
+	{Version: 1, Name: "initial schema", SQL: schemaV1},
+	{Version: 2, Name: "txn_ids found by event NID", SQL: schemaV2},
+}
+
+const schemaV1 = `
+CREATE TABLE accounts (
+	localpart     TEXT PRIMARY KEY,
+	password_hash TEXT NOT NULL,
+	is_admin      BOOLEAN NOT NULL DEFAULT FALSE,
+	deactivated   BOOLEAN NOT NULL DEFAULT FALSE,
+	created_ts    BIGINT NOT NULL
+);
+
+CREATE TABLE devices (
+	localpart    TEXT NOT NULL,
+	device_id    TEXT NOT NULL,
+	display_name TEXT NOT NULL,
+	token_hash   TEXT NOT NULL,
+	created_ts   BIGINT NOT NULL,
+	PRIMARY KEY (localpart, device_id)
+);
+CREATE UNIQUE INDEX devices_token_hash_idx ON devices (token_hash);
+
+CREATE TABLE profiles (
+	localpart    TEXT PRIMARY KEY,
+	display_name TEXT NOT NULL,
+	avatar_url   TEXT NOT NULL
+);
+
+CREATE TABLE rooms (
+	room_nid     BIGSERIAL PRIMARY KEY,
+	room_id      TEXT NOT NULL UNIQUE,
+	room_version TEXT NOT NULL
+);
+
+CREATE TABLE room_heads (
+	room_nid     BIGINT PRIMARY KEY,
+	snapshot_nid BIGINT NOT NULL,
+	block_nids   BIGINT[] NOT NULL,
+	extremities  TEXT NOT NULL,
+	depth        BIGINT NOT NULL,
+	epoch        BIGINT NOT NULL
+);
+
+-- NIDs below 65536 are reserved for preassigned types and state keys.
+CREATE SEQUENCE event_type_nid_seq START 65536;
+CREATE TABLE event_types (
+	event_type_nid BIGINT PRIMARY KEY DEFAULT nextval('event_type_nid_seq'),
+	event_type     TEXT NOT NULL UNIQUE
+);
+INSERT INTO event_types (event_type_nid, event_type) VALUES
+	(1, 'm.room.create'),
+	(2, 'm.room.power_levels'),
+	(3, 'm.room.join_rules'),
+	(4, 'm.room.member'),
+	(5, 'm.room.third_party_invite'),
+	(6, 'm.room.name'),
+	(7, 'm.room.topic'),
+	(8, 'm.room.history_visibility'),
+	(9, 'm.room.guest_access'),
+	(10, 'm.room.canonical_alias'),
+	(11, 'm.room.avatar'),
+	(12, 'm.room.encryption'),
+	(13, 'm.room.message'),
+	(14, 'm.room.redaction');
+
+CREATE SEQUENCE state_key_nid_seq START 65536;
+CREATE TABLE event_state_keys (
+	state_key_nid BIGINT PRIMARY KEY DEFAULT nextval('state_key_nid_seq'),
+	state_key     TEXT NOT NULL UNIQUE
+);
+INSERT INTO event_state_keys (state_key_nid, state_key) VALUES (1, '');
+
+-- Stream positions come from a sequence: concurrent commits of different
+-- rooms never wait for each other to get one. It must keep CACHE 1 (the
+-- default): the store's tracker relies on positions increasing in the order
+-- they are handed out, which per-session caching would break.
+CREATE SEQUENCE stream_pos_seq;
+CREATE TABLE events (
+	event_nid        BIGSERIAL PRIMARY KEY,
+	room_nid         BIGINT NOT NULL,
+	event_id         TEXT NOT NULL UNIQUE,
+	event_type_nid   BIGINT NOT NULL,
+	state_key_nid    BIGINT NOT NULL,
+	depth            BIGINT NOT NULL,
+	stream_pos       BIGINT NOT NULL UNIQUE,
+	origin_server_ts BIGINT NOT NULL,
+	sender           TEXT NOT NULL,
+	state_before_nid BIGINT NOT NULL,
+	event_json       TEXT NOT NULL
+);
+CREATE INDEX events_room_stream_idx ON events (room_nid, stream_pos);
+CREATE INDEX events_room_state_stream_idx ON events (room_nid, stream_pos) WHERE state_key_nid <> 0;
+
+CREATE SEQUENCE state_block_nid_seq;
+CREATE TABLE state_blocks (
+	block_nid      BIGINT NOT NULL,
+	event_type_nid BIGINT NOT NULL,
+	state_key_nid  BIGINT NOT NULL,
+	event_nid      BIGINT NOT NULL,
+	PRIMARY KEY (block_nid, event_type_nid, state_key_nid)
+);
+
+CREATE TABLE state_snapshots (
+	snapshot_nid BIGSERIAL PRIMARY KEY,
+	room_nid     BIGINT NOT NULL,
+	block_nids   BIGINT[] NOT NULL
+);
+
+CREATE TABLE current_state (
+	room_nid       BIGINT NOT NULL,
+	event_type_nid BIGINT NOT NULL,
+	state_key_nid  BIGINT NOT NULL,
+	event_nid      BIGINT NOT NULL,
+	PRIMARY KEY (room_nid, event_type_nid, state_key_nid)
+);
+
+CREATE TABLE memberships (
+	room_nid   BIGINT NOT NULL,
+	user_id    TEXT NOT NULL,
+	membership TEXT NOT NULL,
+	event_nid  BIGINT NOT NULL,
+	stream_pos BIGINT NOT NULL,
+	forgotten  BOOLEAN NOT NULL DEFAULT FALSE,
+	PRIMARY KEY (room_nid, user_id)
+);
+CREATE INDEX memberships_user_idx ON memberships (user_id);
+
+CREATE TABLE txn_ids (
+	user_id   TEXT NOT NULL,
+	device_id TEXT NOT NULL,
+	txn_id    TEXT NOT NULL,
+	event_id  TEXT NOT NULL,
+	PRIMARY KEY (user_id, device_id, txn_id)
+);
+CREATE INDEX txn_ids_event ON txn_ids (event_id);
+`
+
+// schemaV2 finds a transaction by its event's NID rather than its event ID
+// (see the SQLite backend's schemaV2): the index then only appends.
+const schemaV2 = `
+ALTER TABLE txn_ids ADD COLUMN event_nid BIGINT NOT NULL DEFAULT 0;
+UPDATE txn_ids t SET event_nid = e.event_nid FROM events e WHERE e.event_id = t.event_id;
+ALTER TABLE txn_ids ALTER COLUMN event_nid DROP DEFAULT;
+DROP INDEX txn_ids_event;
+CREATE INDEX txn_ids_event_nid_idx ON txn_ids (event_nid);
+`

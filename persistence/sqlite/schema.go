@@ -1,0 +1,151 @@
+package sqlite
+
+import "github.com/soma-chat/soma/persistence/sqlstore"
+
+// migrations is the schema, oldest first. A released migration is never
+// edited: a change is a new migration appended here.
+var migrations = []sqlstore.Migration{
+	{Version: 1, Name: "initial schema", SQL: schemaV1},
+	{Version: 2, Name: "txn_ids found by event NID", SQL: schemaV2},
+}
+
+// Tables keyed by a composite primary key are WITHOUT ROWID: the key is the
+// row's storage order and needs no second index. Block lists are JSON
+// arrays of NIDs.
+const schemaV1 = `
+CREATE TABLE accounts (
+	localpart     TEXT PRIMARY KEY,
+	password_hash TEXT NOT NULL,
+	is_admin      BOOLEAN NOT NULL DEFAULT FALSE,
+	deactivated   BOOLEAN NOT NULL DEFAULT FALSE,
+	created_ts    INTEGER NOT NULL
+);
+
+CREATE TABLE devices (
+	localpart    TEXT NOT NULL,
+	device_id    TEXT NOT NULL,
+	display_name TEXT NOT NULL,
+	token_hash   TEXT NOT NULL,
+	created_ts   INTEGER NOT NULL,
+	PRIMARY KEY (localpart, device_id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX devices_token_hash_idx ON devices (token_hash);
+
+CREATE TABLE profiles (
+	localpart    TEXT PRIMARY KEY,
+	display_name TEXT NOT NULL,
+	avatar_url   TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE rooms (
+	room_nid     INTEGER PRIMARY KEY,
+	room_id      TEXT NOT NULL UNIQUE,
+	room_version TEXT NOT NULL
+);
+
+CREATE TABLE room_heads (
+	room_nid     INTEGER PRIMARY KEY,
+	snapshot_nid INTEGER NOT NULL,
+	block_nids   TEXT NOT NULL,
+	extremities  TEXT NOT NULL,
+	depth        INTEGER NOT NULL,
+	epoch        INTEGER NOT NULL
+);
+
+CREATE TABLE event_types (
+	event_type_nid INTEGER PRIMARY KEY,
+	event_type     TEXT NOT NULL UNIQUE
+);
+INSERT INTO event_types (event_type_nid, event_type) VALUES
+	(1, 'm.room.create'),
+	(2, 'm.room.power_levels'),
+	(3, 'm.room.join_rules'),
+	(4, 'm.room.member'),
+	(5, 'm.room.third_party_invite'),
+	(6, 'm.room.name'),
+	(7, 'm.room.topic'),
+	(8, 'm.room.history_visibility'),
+	(9, 'm.room.guest_access'),
+	(10, 'm.room.canonical_alias'),
+	(11, 'm.room.avatar'),
+	(12, 'm.room.encryption'),
+	(13, 'm.room.message'),
+	(14, 'm.room.redaction');
+
+CREATE TABLE event_state_keys (
+	state_key_nid INTEGER PRIMARY KEY,
+	state_key     TEXT NOT NULL UNIQUE
+);
+INSERT INTO event_state_keys (state_key_nid, state_key) VALUES (1, '');
+
+CREATE TABLE events (
+	event_nid        INTEGER PRIMARY KEY,
+	room_nid         INTEGER NOT NULL,
+	event_id         TEXT NOT NULL UNIQUE,
+	event_type_nid   INTEGER NOT NULL,
+	state_key_nid    INTEGER NOT NULL,
+	depth            INTEGER NOT NULL,
+	stream_pos       INTEGER NOT NULL UNIQUE,
+	origin_server_ts INTEGER NOT NULL,
+	sender           TEXT NOT NULL,
+	state_before_nid INTEGER NOT NULL,
+	event_json       TEXT NOT NULL
+);
+CREATE INDEX events_room_stream_idx ON events (room_nid, stream_pos);
+CREATE INDEX events_room_state_stream_idx ON events (room_nid, stream_pos) WHERE state_key_nid <> 0;
+
+CREATE TABLE state_blocks (
+	block_nid      INTEGER NOT NULL,
+	event_type_nid INTEGER NOT NULL,
+	state_key_nid  INTEGER NOT NULL,
+	event_nid      INTEGER NOT NULL,
+	PRIMARY KEY (block_nid, event_type_nid, state_key_nid)
+) WITHOUT ROWID;
+
+CREATE TABLE state_snapshots (
+	snapshot_nid INTEGER PRIMARY KEY,
+	room_nid     INTEGER NOT NULL,
+	block_nids   TEXT NOT NULL
+);
+
+CREATE TABLE current_state (
+	room_nid       INTEGER NOT NULL,
+	event_type_nid INTEGER NOT NULL,
+	state_key_nid  INTEGER NOT NULL,
+	event_nid      INTEGER NOT NULL,
+	PRIMARY KEY (room_nid, event_type_nid, state_key_nid)
+) WITHOUT ROWID;
+
+CREATE TABLE memberships (
+	room_nid   INTEGER NOT NULL,
+	user_id    TEXT NOT NULL,
+	membership TEXT NOT NULL,
+	event_nid  INTEGER NOT NULL,
+	stream_pos INTEGER NOT NULL,
+	forgotten  BOOLEAN NOT NULL DEFAULT FALSE,
+	PRIMARY KEY (room_nid, user_id)
+) WITHOUT ROWID;
+CREATE INDEX memberships_user_idx ON memberships (user_id);
+
+CREATE TABLE txn_ids (
+	user_id   TEXT NOT NULL,
+	device_id TEXT NOT NULL,
+	txn_id    TEXT NOT NULL,
+	event_id  TEXT NOT NULL,
+	PRIMARY KEY (user_id, device_id, txn_id)
+) WITHOUT ROWID;
+CREATE INDEX txn_ids_event ON txn_ids (event_id);
+`
+
+// schemaV2 finds a transaction by its event's NID rather than its event ID.
+// Event IDs are hashes: an index on them takes each send at a random leaf,
+// which once the index outgrows the page cache costs a read, a WAL frame
+// and a checkpoint write per send, and txn_ids' entries (the ID and the
+// whole primary key) are the widest of the two such indexes. NIDs grow
+// with every event, so their index only ever appends to its last leaf.
+const schemaV2 = `
+ALTER TABLE txn_ids ADD COLUMN event_nid INTEGER NOT NULL DEFAULT 0;
+UPDATE txn_ids SET event_nid = COALESCE((SELECT e.event_nid FROM events e WHERE e.event_id = txn_ids.event_id), 0);
+DROP INDEX txn_ids_event;
+CREATE INDEX txn_ids_event_nid_idx ON txn_ids (event_nid);
+`

@@ -1,0 +1,121 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/soma-chat/soma/persistence"
+)
+
+// The AccountStore: accounts, devices and profiles, independent of rooms.
+
+// CreateAccount implements persistence.AccountStore.
+func (s *Store) CreateAccount(ctx context.Context, acc persistence.Account) error {
+	if acc.Localpart == "" {
+		return fmt.Errorf("persistence.CreateAccount: empty localpart")
+	}
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		created, err := s.accounts.InsertAccount(ctx, tx, acc)
+		if err != nil {
+			return err
+		}
+		if !created {
+			return persistence.ErrUserExists
+		}
+		return s.profiles.InsertProfile(ctx, tx, acc.Localpart)
+	})
+	if err != nil {
+		return fmt.Errorf("persistence.CreateAccount: %w", err)
+	}
+	return nil
+}
+
+// GetAccount implements persistence.AccountStore.
+func (s *Store) GetAccount(ctx context.Context, localpart string) (*persistence.Account, error) {
+	acc, err := s.accounts.SelectAccount(ctx, localpart)
+	if err != nil {
+		return nil, fmt.Errorf("persistence.GetAccount: %w", notFoundIfNoRows(err))
+	}
+	return acc, nil
+}
+
+// SetPasswordHash implements persistence.AccountStore.
+func (s *Store) SetPasswordHash(ctx context.Context, localpart, hash string) error {
+	return s.updateOne(ctx, "persistence.SetPasswordHash", s.accounts.updatePasswordHash, localpart, hash)
+}
+
+// UpsertDevice implements persistence.AccountStore.
+func (s *Store) UpsertDevice(ctx context.Context, dev persistence.Device, tokenHash string) error {
+	if dev.Localpart == "" || dev.DeviceID == "" || tokenHash == "" {
+		return fmt.Errorf("persistence.UpsertDevice: localpart, device ID and token hash are required")
+	}
+	_, err := s.write(ctx, s.devices.upsertDevice, dev.Localpart, dev.DeviceID, dev.DisplayName, tokenHash, dev.CreatedTS)
+	if err != nil {
+		return fmt.Errorf("persistence.UpsertDevice: %w", err)
+	}
+	return nil
+}
+
+// DeviceByTokenHash implements persistence.AccountStore.
+func (s *Store) DeviceByTokenHash(ctx context.Context, tokenHash string) (*persistence.Device, error) {
+	dev, err := s.devices.SelectDeviceByTokenHash(ctx, tokenHash)
+	if err != nil {
+		return nil, fmt.Errorf("persistence.DeviceByTokenHash: %w", notFoundIfNoRows(err))
+	}
+	return dev, nil
+}
+
+// ListDevices implements persistence.AccountStore.
+func (s *Store) ListDevices(ctx context.Context, localpart string) ([]persistence.Device, error) {
+	devs, err := s.devices.SelectDevicesByLocalpart(ctx, localpart)
+	if err != nil {
+		return nil, fmt.Errorf("persistence.ListDevices: %w", err)
+	}
+	return devs, nil
+}
+
+// DeleteDevice implements persistence.AccountStore.
+func (s *Store) DeleteDevice(ctx context.Context, localpart, deviceID string) error {
+	return s.updateOne(ctx, "persistence.DeleteDevice", s.devices.deleteDevice, localpart, deviceID)
+}
+
+// DeleteAllDevices implements persistence.AccountStore.
+func (s *Store) DeleteAllDevices(ctx context.Context, localpart string) error {
+	if _, err := s.write(ctx, s.devices.deleteDevicesByLocalpart, localpart); err != nil {
+		return fmt.Errorf("persistence.DeleteAllDevices: %w", err)
+	}
+	return nil
+}
+
+// GetProfile implements persistence.AccountStore.
+func (s *Store) GetProfile(ctx context.Context, localpart string) (persistence.Profile, error) {
+	p, err := s.profiles.SelectProfile(ctx, localpart)
+	if err != nil {
+		return persistence.Profile{}, fmt.Errorf("persistence.GetProfile: %w", notFoundIfNoRows(err))
+	}
+	return p, nil
+}
+
+// SetDisplayName implements persistence.AccountStore.
+func (s *Store) SetDisplayName(ctx context.Context, localpart, name string) error {
+	return s.updateOne(ctx, "persistence.SetDisplayName", s.profiles.updateDisplayName, localpart, name)
+}
+
+// SetAvatarURL implements persistence.AccountStore.
+func (s *Store) SetAvatarURL(ctx context.Context, localpart, url string) error {
+	return s.updateOne(ctx, "persistence.SetAvatarURL", s.profiles.updateAvatarURL, localpart, url)
+}
+
+// updateOne runs a statement that changes one row: ErrNotFound when it
+// changes none.
+func (s *Store) updateOne(ctx context.Context, op string, st *sql.Stmt, args ...any) error {
+	n, err := s.write(ctx, st, args...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", op, persistence.ErrNotFound)
+	}
+	return nil
+}

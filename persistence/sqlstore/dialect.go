@@ -1,0 +1,93 @@
+package sqlstore
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Dialect is what a backend tells the shared store about its database: the
+// schema, and the few places where PostgreSQL and SQLite differ. The
+// statements in this package are written once, in PostgreSQL's syntax with
+// two macros, and rewritten for the dialect in one place (Dialect.rewrite):
+//
+//   - {next_stream_pos} and {next_state_block_nid} become the dialect's
+//     expressions for the next stream position and state block NID;
+//   - IN_NIDS(column, $n) becomes the dialect's test of column against a
+//     list of NIDs passed as the one text parameter $n (see NIDList);
+//   - $n becomes ?n when NumberedQuestionMarks is set.
+type Dialect struct {
+	// Name is the backend's name, used in errors.
+	Name string
+	// Migrations is the schema, oldest first, numbered from 1 without gaps.
+	// A released migration is never edited: a change is a new migration.
+	Migrations []Migration
+	// MigrationLock, when set, is run first in the migration transaction to
+	// keep concurrent starts from migrating at once.
+	MigrationLock string
+	// NextStreamPos is an SQL expression giving the next stream position.
+	// It is evaluated in the INSERT of each event. Positions must be unique
+	// and increase with every evaluation that commits (concurrent
+	// transactions may commit out of order: the store tracks that).
+	NextStreamPos string
+	// NextStateBlockNID is an SQL expression giving a fresh state block NID.
+	NextStateBlockNID string
+	// InNIDs is a format with the column as %[1]s and the parameter as
+	// %[2]s, true when the column is one of the NIDs in the parameter.
+	InNIDs string
+	// NIDList is a format with %s for comma-separated NIDs: how a list of
+	// NIDs is written as a column value (block lists) or an InNIDs
+	// parameter, e.g. "{%s}" for a PostgreSQL array, "[%s]" for JSON.
+	NIDList string
+	// NumberedQuestionMarks rewrites $n placeholders as ?n, for drivers
+	// that bind $n by order of appearance rather than by number.
+	NumberedQuestionMarks bool
+	// SingleWriter says the database admits one writing transaction at a
+	// time: the store then queues its writers in process instead of letting
+	// them poll the database's busy handler.
+	SingleWriter bool
+}
+
+// Migration is one numbered step of a backend's schema.
+type Migration struct {
+	Version int
+	Name    string
+	SQL     string
+}
+
+var (
+	inNIDsMacro      = regexp.MustCompile(`IN_NIDS\(([^,()]+),\s*(\$\d+)\)`)
+	dollarParam      = regexp.MustCompile(`\$(\d+)`)
+	leftoverMacroRef = regexp.MustCompile(`\{next_[a-z_]+\}|IN_NIDS\(`)
+)
+
+// rewrite turns a statement of this package into the dialect's SQL.
+func (d *Dialect) rewrite(query string) (string, error) {
+	q := strings.NewReplacer(
+		"{next_stream_pos}", d.NextStreamPos,
+		"{next_state_block_nid}", d.NextStateBlockNID,
+	).Replace(query)
+	q = inNIDsMacro.ReplaceAllStringFunc(q, func(m string) string {
+		sub := inNIDsMacro.FindStringSubmatch(m)
+		return fmt.Sprintf(d.InNIDs, strings.TrimSpace(sub[1]), sub[2])
+	})
+	if leftoverMacroRef.MatchString(q) {
+		return "", fmt.Errorf("sqlstore: %s dialect: unexpanded macro in %q", d.Name, query)
+	}
+	if d.NumberedQuestionMarks {
+		q = dollarParam.ReplaceAllString(q, "?$1")
+	}
+	return q, nil
+}
+
+func (d *Dialect) check() error {
+	if d.NextStreamPos == "" || d.NextStateBlockNID == "" || d.InNIDs == "" || d.NIDList == "" {
+		return fmt.Errorf("sqlstore: %s dialect is incomplete", d.Name)
+	}
+	for i, m := range d.Migrations {
+		if m.Version != i+1 {
+			return fmt.Errorf("sqlstore: %s migration %q has version %d, want %d", d.Name, m.Name, m.Version, i+1)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,348 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/soma-chat/soma/actors/messages"
+	"github.com/soma-chat/soma/actors/metrics"
+	"github.com/soma-chat/soma/persistence"
+)
+
+// Deps is what every room actor of a node shares.
+type Deps struct {
+	Store  persistence.RoomStore
+	Signer *Signer
+	// Publish tells the node's sync notifier that a room advanced.
+	Publish func(*messages.RoomAdvanced)
+	// Passivate asks the router whether this activation may stop now (no
+	// request is on its way to it); true means the router forgot it.
+	Passivate func(roomID string, self *actor.PID) bool
+	// IdleTimeout is how long an idle activation lives; 0 means forever.
+	IdleTimeout time.Duration
+	// StoreTimeout bounds each storage call.
+	StoreTimeout time.Duration
+	Log          zerolog.Logger
+	Now          func() time.Time
+}
+
+// errRoomMoved answers a commit fenced off by a newer activation.
+var errRoomMoved = unavailable("the room moved; retry the request")
+
+// maxRememberedTxns bounds the in-memory idempotency cache; storage keeps
+// every mapping, so forgetting only costs a read.
+const maxRememberedTxns = 4096
+
+// Actor serialises one room's commands. It owns the room's history: no
+// other code writes it.
+type Actor struct {
+	roomID string
+	deps   *Deps
+	log    zerolog.Logger
+	room   *Room // nil until loaded, or when the room does not exist
+	txns   map[persistence.TxnKey]string
+
+	lastActive time.Time
+	idleTimer  *time.Timer
+
+	// pending are the sends of the batch being gathered (see batch.go).
+	pending     []pendingSend
+	flushQueued bool
+	// fenced is set when a commit lost to a newer activation.
+	fenced bool
+
+	// stats are this activation's figures (nil when not measured).
+	stats *metrics.Activation
+}
+
+// Measure implements metrics.Measured: the actor records its batches,
+// commits and room head on its activation's figures.
+func (a *Actor) Measure(s *metrics.Activation) { a.stats = s }
+
+// publishHead tells the metrics what the room looks like now.
+func (a *Actor) publishHead() {
+	if a.stats == nil || a.room == nil {
+		return
+	}
+	r := a.room
+	a.stats.PublishRoom(metrics.RoomHead{
+		Epoch: r.Epoch, Depth: r.Depth, JoinedMembers: r.Members.Joined(),
+		ForwardExtremities: len(r.Extremities), StateEvents: len(r.State),
+	})
+}
+
+// idleCheck is the actor's own reminder to passivate when idle. (protoactor's
+// SetReceiveTimeout is not used: its timer goroutine writes the actor
+// context unsynchronised, which the race detector reports.)
+type idleCheck struct{}
+
+// NewActor returns the producer of a room's actor; each activation (and
+// each restart after a panic) starts from what storage holds.
+func NewActor(roomID string, deps *Deps) actor.Producer {
+	return func() actor.Actor {
+		return &Actor{
+			roomID: roomID,
+			deps:   deps,
+			log:    deps.Log.With().Str("room_id", roomID).Logger(),
+			txns:   map[persistence.TxnKey]string{},
+		}
+	}
+}
+
+// Receive implements actor.Actor.
+func (a *Actor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		a.lastActive = time.Now()
+		a.scheduleIdleCheck(ctx, a.deps.IdleTimeout)
+		if err := a.load(); err != nil && !errors.Is(err, persistence.ErrNotFound) {
+			a.log.Error().Err(err).Msg("activation could not load the room; will retry on the next command")
+		}
+	case *actor.Stopping, *actor.Restarting:
+		if a.idleTimer != nil {
+			a.idleTimer.Stop()
+		}
+	case *idleCheck:
+		idle := time.Since(a.lastActive)
+		if idle < a.deps.IdleTimeout {
+			a.scheduleIdleCheck(ctx, a.deps.IdleTimeout-idle)
+			return
+		}
+		if !a.passivate(ctx) {
+			a.scheduleIdleCheck(ctx, a.deps.IdleTimeout)
+		}
+	case *messages.SendEvent:
+		a.lastActive = time.Now()
+		a.enqueue(ctx, msg)
+	case *flushBatch:
+		a.flushQueued = false
+		a.flush(ctx)
+	case *messages.CreateRoom:
+		a.lastActive = time.Now()
+		a.flush(ctx) // commands keep their mailbox order
+		a.respond(ctx, func() proto.Message { return a.create(msg) },
+			func(e *messages.Error) proto.Message { return &messages.CreateRoomReply{Error: e} })
+	}
+}
+
+// respond answers the command; if handling panics it first answers with an
+// error (protoactor drops the panicking message on restart, so the caller
+// would otherwise wait until its timeout), then re-panics so the
+// supervisor restarts the actor, which reloads the room from storage.
+func (a *Actor) respond(ctx actor.Context, handle func() proto.Message, failed func(*messages.Error) proto.Message) {
+	defer func() {
+		if p := recover(); p != nil {
+			a.log.Error().Interface("panic", p).Msg("room actor panicked; restarting from storage")
+			ctx.Respond(failed(internal("the room failed while handling this request").Proto()))
+			panic(p)
+		}
+	}()
+	ctx.Respond(handle())
+	if a.room == nil {
+		// Nothing lives here (an unknown room): do not keep an actor for it.
+		a.passivate(ctx)
+	}
+}
+
+// passivate stops the activation if the router agrees (no request is on
+// its way here) and reports whether it did.
+func (a *Actor) passivate(ctx actor.Context) bool {
+	if a.deps.Passivate == nil || a.deps.Passivate(a.roomID, ctx.Self()) {
+		ctx.Stop(ctx.Self())
+		return true
+	}
+	return false
+}
+
+// scheduleIdleCheck reminds the actor, through its own mailbox, to check
+// for idleness after d.
+func (a *Actor) scheduleIdleCheck(ctx actor.Context, d time.Duration) {
+	if a.deps.IdleTimeout <= 0 {
+		return
+	}
+	system, self := ctx.ActorSystem(), ctx.Self()
+	a.idleTimer = time.AfterFunc(d, func() { system.Root.Send(self, &idleCheck{}) })
+}
+
+func (a *Actor) storeContext() (context.Context, context.CancelFunc) {
+	d := a.deps.StoreTimeout
+	if d == 0 {
+		d = 30 * time.Second
+	}
+	return context.WithTimeout(context.Background(), d)
+}
+
+func (a *Actor) load() error {
+	ctx, cancel := a.storeContext()
+	defer cancel()
+	r, err := LoadRoom(ctx, a.deps.Store, a.roomID)
+	if err != nil {
+		a.room = nil
+		return err
+	}
+	a.room = r
+	a.publishHead()
+	return nil
+}
+
+// ensureLoaded loads the room if an earlier attempt failed; errors become
+// the reply.
+func (a *Actor) ensureLoaded() *Error {
+	if a.room != nil {
+		return nil
+	}
+	err := a.load()
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, persistence.ErrNotFound):
+		return notFound("unknown room %s", a.roomID)
+	default:
+		a.log.Error().Err(err).Msg("loading room")
+		return unavailable("the room is temporarily unavailable")
+	}
+}
+
+func (a *Actor) create(msg *messages.CreateRoom) *messages.CreateRoomReply {
+	if msg.RoomId != a.roomID || len(msg.Events) == 0 {
+		return &messages.CreateRoomReply{Error: badJSON("malformed create request").Proto()}
+	}
+	if a.room != nil {
+		return &messages.CreateRoomReply{Error: (&Error{Status: 400, ErrCode: "M_ROOM_IN_USE", Message: "room already exists"}).Proto()}
+	}
+	r, err := NewRoom(a.roomID, msg.RoomVersion)
+	if err != nil {
+		return &messages.CreateRoomReply{Error: asError(err, a.log).Proto()}
+	}
+	now := a.deps.Now()
+	built := make([]gomatrixserverlib.PDU, 0, len(msg.Events))
+	for _, c := range msg.Events {
+		ev, err := r.Build(c, now, a.deps.Signer)
+		if err != nil {
+			return &messages.CreateRoomReply{Error: asError(err, a.log).Proto()}
+		}
+		r.Apply(ev)
+		built = append(built, ev)
+	}
+	res, e := a.commit(r, &persistence.NewRoom{RoomID: a.roomID, Version: msg.RoomVersion}, built, nil)
+	if e != nil {
+		return &messages.CreateRoomReply{Error: e.Proto()}
+	}
+	ids := make([]string, len(built))
+	for i, ev := range built {
+		ids[i] = ev.EventID()
+	}
+	return &messages.CreateRoomReply{EventIds: ids, StreamPos: int64(res.LastStream)}
+}
+
+// commit persists events already built and applied on r, makes r the live
+// room and publishes the advance. On failure the live room is dropped and
+// reloaded from storage on the next command, so memory never runs ahead of
+// what is durable.
+func (a *Actor) commit(r *Room, newRoom *persistence.NewRoom, events []gomatrixserverlib.PDU, txns []*persistence.TxnKey) (*persistence.CommitResult, *Error) {
+	req := persistence.CommitRequest{
+		NewRoom: newRoom, RoomNID: r.NID, Epoch: r.Epoch,
+		Snapshot: r.Snapshot, Blocks: r.Blocks,
+		Events: make([]persistence.NewEvent, len(events)),
+	}
+	var users []string
+	for i, ev := range events {
+		var txn *persistence.TxnKey
+		if i < len(txns) {
+			txn = txns[i]
+		}
+		req.Events[i] = newEventRecord(ev, txn)
+		if ev.Type() == spec.MRoomMember && ev.StateKey() != nil {
+			users = append(users, *ev.StateKey())
+		}
+	}
+	last := events[len(events)-1]
+	req.Extremities, req.Depth = []string{last.EventID()}, last.Depth()
+
+	ctx, cancel := a.storeContext()
+	defer cancel()
+	start := time.Now()
+	res, err := a.deps.Store.CommitEvents(ctx, req)
+	if err != nil {
+		a.room = nil
+		switch {
+		case errors.Is(err, persistence.ErrRoomExists):
+			return nil, &Error{Status: 400, ErrCode: "M_ROOM_IN_USE", Message: "room already exists"}
+		case errors.Is(err, persistence.ErrFenced):
+			a.log.Warn().Msg("another activation claimed this room; this one reloads")
+			a.fenced = true
+			return nil, errRoomMoved
+		default:
+			a.log.Error().Err(err).Msg("commit failed")
+			return nil, unavailable("could not store the event; retry the request")
+		}
+	}
+	r.NID, r.Epoch, r.Snapshot, r.Blocks = res.RoomNID, res.Epoch, res.Snapshot, res.Blocks
+	a.room = r
+	a.stats.ObserveCommit(len(events), time.Since(start))
+	a.publishHead()
+	if a.deps.Publish != nil {
+		a.deps.Publish(&messages.RoomAdvanced{RoomId: a.roomID, StreamPos: int64(res.LastStream), Users: users})
+	}
+	return res, nil
+}
+
+func newEventRecord(ev gomatrixserverlib.PDU, txn *persistence.TxnKey) persistence.NewEvent {
+	ne := persistence.NewEvent{
+		EventID:        ev.EventID(),
+		JSON:           ev.JSON(),
+		Type:           ev.Type(),
+		StateKey:       ev.StateKey(),
+		Sender:         string(ev.SenderID()),
+		Depth:          ev.Depth(),
+		OriginServerTS: int64(ev.OriginServerTS()),
+		Txn:            txn,
+	}
+	if ev.Type() == spec.MRoomMember {
+		ne.Membership, _ = ev.Membership()
+	}
+	return ne
+}
+
+func (a *Actor) lookupTxn(key persistence.TxnKey) (string, *Error) {
+	if id, ok := a.txns[key]; ok {
+		return id, nil
+	}
+	ctx, cancel := a.storeContext()
+	defer cancel()
+	id, err := a.deps.Store.LookupTxn(ctx, key)
+	switch {
+	case err == nil:
+		a.rememberTxn(key, id)
+		return id, nil
+	case errors.Is(err, persistence.ErrNotFound):
+		return "", nil
+	default:
+		a.log.Error().Err(err).Msg("txn lookup failed")
+		return "", unavailable("could not check the transaction ID; retry the request")
+	}
+}
+
+func (a *Actor) rememberTxn(key persistence.TxnKey, eventID string) {
+	if len(a.txns) >= maxRememberedTxns {
+		clear(a.txns)
+	}
+	a.txns[key] = eventID
+}
+
+// asError keeps refusals as they are and hides anything else behind M_UNKNOWN.
+func asError(err error, log zerolog.Logger) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	log.Error().Err(err).Msg("unexpected error")
+	return internal("unexpected error")
+}
