@@ -82,11 +82,13 @@ func TestRateLimitsAnswer429ThenRecover(t *testing.T) {
 		const burst = 20
 		replies := make([]limitReply, burst)
 		var wg sync.WaitGroup
+		start := time.Now()
 		for i := range replies {
 			wg.Add(1)
 			go func() { defer wg.Done(); replies[i] = alice.tryLimited("GET", "/_matrix/client/v3/account/whoami") }()
 		}
 		wg.Wait()
+		elapsed := time.Since(start)
 		var ok int
 		var wait time.Duration
 		for _, r := range replies {
@@ -96,9 +98,14 @@ func TestRateLimitsAnswer429ThenRecover(t *testing.T) {
 			}
 			wait = max(wait, checkLimited(t, r))
 		}
-		// 5 at once, plus whatever refilled at 2/s while the burst ran.
-		if ok < 5 || ok == burst {
-			t.Fatalf("%d of %d requests succeeded, want the burst of 5 and some refused", ok, burst)
+		// 5 at once, plus whatever refilled at 2/s while the burst ran (on
+		// a loaded machine the burst may take a while: the bound grows with
+		// the time it took, measured from before the first request).
+		if most := 5 + int(elapsed.Seconds()*2); ok < 5 || ok > most {
+			t.Fatalf("%d of %d requests succeeded in %v, want the burst of 5 and at most %d", ok, burst, elapsed, most)
+		}
+		if ok == burst && elapsed < 7*time.Second {
+			t.Fatalf("all %d requests succeeded in %v, want some refused", burst, elapsed)
 		}
 		if wait > time.Second {
 			t.Fatalf("retry_after_ms %v exceeds one token's refill (500ms)", wait)
@@ -119,6 +126,7 @@ func TestRateLimitsAnswer429ThenRecover(t *testing.T) {
 		const burst = 10
 		replies := make([]limitReply, burst)
 		var wg sync.WaitGroup
+		start := time.Now()
 		for i := range replies {
 			wg.Add(1)
 			go func() {
@@ -127,6 +135,7 @@ func TestRateLimitsAnswer429ThenRecover(t *testing.T) {
 			}()
 		}
 		wg.Wait()
+		elapsed := time.Since(start)
 		var attempts int
 		var wait time.Duration
 		for _, r := range replies {
@@ -136,8 +145,10 @@ func TestRateLimitsAnswer429ThenRecover(t *testing.T) {
 			}
 			wait = max(wait, checkLimited(t, r))
 		}
-		if attempts > 3 {
-			t.Fatalf("%d of %d attempts went through, want at most the burst of 3", attempts, burst)
+		// The burst of 3, plus one token per 2s the burst took to arrive
+		// (a loaded machine may spread it out).
+		if most := 3 + int(elapsed.Seconds()/2); attempts > most {
+			t.Fatalf("%d of %d attempts went through in %v, want at most %d (the burst of 3 plus the refill)", attempts, burst, elapsed, most)
 		}
 		if wait > 2*time.Second {
 			t.Fatalf("retry_after_ms %v exceeds one token's refill (2s)", wait)
