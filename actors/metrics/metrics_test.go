@@ -229,7 +229,13 @@ func TestMailboxDepthRisesWhileBlockedAndDrains(t *testing.T) {
 	}
 
 	close(release)
-	waitFor(t, "every message is processed", func() bool { s, _ := m.Room("!busy:x"); return s.MessagesProcessed == sent })
+	// The middleware counts a message after the actor handled it, one
+	// counter after the other: wait for the last of them, not just the first.
+	waitFor(t, "every message is processed and counted", func() bool {
+		s, _ := m.Room("!busy:x")
+		return s.MessagesProcessed == sent && s.MessageLatency.Count == sent &&
+			kindValue(scrape(t, m), "soma_actor_messages_processed_total", KindRoom) == sent
+	})
 	s, _ := m.Room("!busy:x")
 	if s.MailboxDepth != 0 || s.EventsCommitted != sent || s.MessageLatency.Count != sent || s.BatchSize.Count != sent {
 		t.Fatalf("room stats after draining: %+v", s)
