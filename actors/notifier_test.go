@@ -13,7 +13,7 @@ func woken(ch <-chan struct{}) bool {
 	select {
 	case <-ch:
 		return true
-	case <-time.After(2 * time.Second):
+	case <-time.After(10 * time.Second): // generous: a loaded -race run is slow
 		return false
 	}
 }
