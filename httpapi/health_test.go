@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -79,7 +80,9 @@ func TestReadyTimesOutACheckThatHangs(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	ts := newTestServer(t, func(c *testServerConfig) {
-		c.Options.ReadyTimeout = 50 * time.Millisecond
+		// Long enough for the database check to answer on a loaded
+		// machine: only "stuck" is to time out.
+		c.Options.ReadyTimeout = 2 * time.Second
 		c.Options.ReadinessChecks = []ReadinessCheck{{Name: "stuck", Check: func(context.Context) error {
 			<-release // ignores its context on purpose
 			return nil
@@ -91,8 +94,8 @@ func TestReadyTimesOutACheckThatHangs(t *testing.T) {
 	if status != http.StatusServiceUnavailable || checks["stuck"] != "timeout" || checks["database"] != "ok" {
 		t.Fatalf("got %d %v", status, body)
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("/ready took %v with a 50ms timeout", d)
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("/ready took %v with a 2s timeout", d)
 	}
 }
 
@@ -102,9 +105,15 @@ func TestConcurrentReadyRequestsShareOneRoundOfChecks(t *testing.T) {
 	started := make(chan struct{}, 1)
 	release := make(chan struct{})
 	ts := newTestServer(t, func(c *testServerConfig) {
+		// The round must outlast the probes' arrival however slow the
+		// machine is (the 2s default would time the check out).
+		c.Options.ReadyTimeout = time.Minute
 		c.Options.ReadinessChecks = []ReadinessCheck{{Name: "slow", Check: func(ctx context.Context) error {
 			runs.Add(1)
-			started <- struct{}{}
+			select { // a round started after the release need not be waited for
+			case started <- struct{}{}:
+			default:
+			}
 			select {
 			case <-release:
 				return nil
@@ -113,12 +122,21 @@ func TestConcurrentReadyRequestsShareOneRoundOfChecks(t *testing.T) {
 			}
 		}}}
 	})
+	// Count the probes as they reach the server, so as to release the
+	// round only once every one has arrived.
+	var arrived atomic.Int32
+	h := ts.API.Handler()
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Add(1)
+		h.ServeHTTP(w, r)
+	}))
+	defer front.Close()
 	const probes = 8
 	statuses := make(chan int, probes)
 	var wg sync.WaitGroup
 	get := func() {
 		defer wg.Done()
-		resp, err := ts.Client().Get(ts.URL + "/ready")
+		resp, err := front.Client().Get(front.URL + "/ready")
 		if err != nil {
 			t.Error(err)
 			statuses <- 0
@@ -134,9 +152,22 @@ func TestConcurrentReadyRequestsShareOneRoundOfChecks(t *testing.T) {
 		wg.Add(1)
 		go get()
 	}
-	// The server cannot tell us the joiners are waiting; give them time to
-	// arrive. Were they to start rounds of their own, runs would show it.
+	// The server cannot tell us the joiners are waiting on the round, only
+	// that their requests arrived: wait for that, then give them a moment
+	// more to reach the round. Were they to start rounds of their own,
+	// runs would show it.
+	deadline := time.Now().Add(30 * time.Second)
+	for arrived.Load() < probes {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d probes reached the server", arrived.Load(), probes)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	time.Sleep(200 * time.Millisecond)
+	// Counted while the round still runs: a probe that (on a very slow
+	// machine) reaches the server only after the release may rightly
+	// start a round of its own.
+	n := runs.Load()
 	close(release)
 	wg.Wait()
 	close(statuses)
@@ -145,7 +176,7 @@ func TestConcurrentReadyRequestsShareOneRoundOfChecks(t *testing.T) {
 			t.Fatalf("a probe got %d", s)
 		}
 	}
-	if n := runs.Load(); n != 1 {
+	if n != 1 {
 		t.Fatalf("%d rounds of checks for %d concurrent probes, want 1", n, probes)
 	}
 }
