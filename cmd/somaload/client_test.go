@@ -56,16 +56,19 @@ func TestCallHonoursRetryAfterAndCountsRateLimits(t *testing.T) {
 		tookMin, tookMax time.Duration
 	}{
 		{"retried after retry_after_ms", 2, `{"errcode":"M_LIMIT_EXCEEDED","retry_after_ms":40}`, "", time.Minute, time.Minute,
-			200, [2]int64{2, 2}, 80 * time.Millisecond, 2 * time.Second},
+			200, [2]int64{2, 2}, 80 * time.Millisecond, 10 * time.Second},
 		{"a huge retry_after_ms is capped", 1, `{"errcode":"M_LIMIT_EXCEEDED","retry_after_ms":600000}`, "", 50 * time.Millisecond, time.Minute,
-			200, [2]int64{1, 1}, 50 * time.Millisecond, 2 * time.Second},
+			200, [2]int64{1, 1}, 50 * time.Millisecond, 10 * time.Second},
 		// Retry-After: 2, capped at 1.5s: longer than the default second.
 		{"no retry_after_ms: the Retry-After header", 1, limited, "2", 1500 * time.Millisecond, time.Minute,
-			200, [2]int64{1, 1}, 1400 * time.Millisecond, 3 * time.Second},
+			200, [2]int64{1, 1}, 1400 * time.Millisecond, 10 * time.Second},
 		{"no retry_after_ms nor Retry-After: one second", 1, limited, "", time.Minute, time.Minute,
-			200, [2]int64{1, 1}, 900 * time.Millisecond, 2 * time.Second},
-		{"gives up when the retry budget is spent", 1000, `{"errcode":"M_LIMIT_EXCEEDED","retry_after_ms":30}`, "", time.Minute, 100 * time.Millisecond,
-			429, [2]int64{2, 4}, 60 * time.Millisecond, 2 * time.Second},
+			200, [2]int64{1, 1}, 900 * time.Millisecond, 10 * time.Second},
+		// The budget leaves room for at least one retry however slow the
+		// first attempt is (up to 1.8s), and at most 10 attempts (at 0,
+		// 200ms, …, 1.8s); 1000 retries would take 200s.
+		{"gives up when the retry budget is spent", 1000, `{"errcode":"M_LIMIT_EXCEEDED","retry_after_ms":200}`, "", time.Minute, 2 * time.Second,
+			429, [2]int64{2, 10}, 200 * time.Millisecond, 15 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var calls atomic.Int32
