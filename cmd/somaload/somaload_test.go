@@ -128,7 +128,7 @@ func TestCommandsAgainstSoma(t *testing.T) {
 				t.Errorf("users %d, rooms %v, sent %d, %.1f events/s; want %d users, %d rooms, %d sent",
 					f.Users, f.RoomIDs, f.Sent, f.EventsPerS, tc.users, tc.rooms, tc.messages)
 			}
-			f.Latency.checkSane(t, "send latency", tc.messages, 10*time.Second)
+			f.Latency.checkSane(t, "send latency", tc.messages, 30*time.Second)
 
 			// The server holds what the tool says it sent, evenly spread.
 			owner := readTokens(t, tokens)[0]
@@ -157,7 +157,7 @@ func TestCommandsAgainstSoma(t *testing.T) {
 		if f.Users != 20 || f.Joined != 20 || f.MembersAfter != 21 || f.JoinsPerS <= 0 {
 			t.Errorf("users %d, joined %d, members after %d, %.1f joins/s; want 20, 20, 21", f.Users, f.Joined, f.MembersAfter, f.JoinsPerS)
 		}
-		f.Latency.checkSane(t, "join latency", 20, 10*time.Second)
+		f.Latency.checkSane(t, "join latency", 20, 30*time.Second)
 	})
 
 	t.Run("SyncWakeSeesEverySendPromptly", func(t *testing.T) {
@@ -174,9 +174,11 @@ func TestCommandsAgainstSoma(t *testing.T) {
 		if f.Woken != 6 || f.Missed != 0 || f.Mismatched != 0 {
 			t.Errorf("woken %d, missed %d, mismatched %d; want 6, 0, 0", f.Woken, f.Missed, f.Mismatched)
 		}
-		// Well under the 30s long-poll: the send woke the parked /sync.
-		f.FromStart.checkSane(t, "wake after send start", 6, 5*time.Second)
-		f.Send.checkSane(t, "send latency", 6, 5*time.Second)
+		// Under the 30s long-poll: the send woke the parked /sync (an
+		// unwoken one returns empty at 30s and only then finds the event).
+		// The margin is for a loaded machine.
+		f.FromStart.checkSane(t, "wake after send start", 6, 20*time.Second)
+		f.Send.checkSane(t, "send latency", 6, 20*time.Second)
 		if f.FromStart.MinMS <= 0 {
 			t.Errorf("a wake %.2fms after its send started: the event was seen before it was sent", f.FromStart.MinMS)
 		}
