@@ -17,7 +17,10 @@ import (
 // sync waiters; and once the room passivates, its series are gone.
 func TestMetricsCountWhatClientsDid(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, env []string, dataDir string) {
-		srv := startServer(t, dataDir, append(env, "SOMA_ROOMS_IDLE_TIMEOUT=2s")...)
+		// Long enough that the room stays active from its creation to the
+		// checks below on a loaded machine (a passivation resets the room's
+		// series), short enough to wait for at the end.
+		srv := startServer(t, dataDir, append(env, "SOMA_ROOMS_IDLE_TIMEOUT=10s")...)
 		if srv.MetricsURL == "" {
 			t.Fatalf("the ready line names no metrics listener:\n%s", srv.Logs())
 		}
@@ -41,10 +44,9 @@ func TestMetricsCountWhatClientsDid(t *testing.T) {
 		alice.send(room, "wake", "wake up")
 		<-woke
 
-		m := scrape(t, srv.MetricsURL)
 		node := `node="test.local"`
 		roomLabel := `room_id="` + room + `"`
-		for _, c := range []struct {
+		counts := []struct {
 			series  string
 			labels  []string
 			atLeast float64
@@ -69,7 +71,22 @@ func TestMetricsCountWhatClientsDid(t *testing.T) {
 			{"go_sql_max_open_connections", []string{node}, 1},
 			{"go_goroutines", []string{node}, 1},
 			{"process_resident_memory_bytes", nil, 1},
-		} {
+		}
+		// A room actor answers before its metrics count the message (and
+		// the woken sync may return before either): poll until the counts
+		// are in, with a generous bound, then report what is missing.
+		var m scraped
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			m = scrape(t, srv.MetricsURL)
+			all := true
+			for _, c := range counts {
+				all = all && m.value(c.series, c.labels...) >= c.atLeast
+			}
+			if all || time.Now().After(deadline) {
+				break
+			}
+		}
+		for _, c := range counts {
 			if v := m.value(c.series, c.labels...); !(v >= c.atLeast) {
 				t.Errorf("%s%v = %v, want at least %v", c.series, c.labels, v, c.atLeast)
 			}
@@ -158,7 +175,7 @@ func scrape(t *testing.T, url string) scraped {
 
 func waitForMetric(t *testing.T, url, what string, cond func(scraped) bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for !cond(scrape(t, url)) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting until %s; /metrics:\n%s", what, scrapeText(t, url))
