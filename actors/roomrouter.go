@@ -23,6 +23,10 @@ type RoomRouter interface {
 // ErrRoomUnavailable means the room's actor did not answer in time.
 var ErrRoomUnavailable = errors.New("actors: room actor unavailable")
 
+// ErrRoomNotActive means no actor of the room is alive (RequestActiveRoom
+// does not activate one).
+var ErrRoomNotActive = errors.New("actors: no active actor of the room")
+
 // ErrRoomBusy means the room already has as many commands waiting as it
 // may queue: the caller should retry later rather than queue more.
 var ErrRoomBusy = errors.New("actors: room busy")
@@ -73,6 +77,17 @@ func NewLocalRoomRouter(system *actor.ActorSystem, producer RoomProducer) *Local
 
 // RequestRoom implements RoomRouter.
 func (r *LocalRoomRouter) RequestRoom(ctx context.Context, roomID string, msg proto.Message) (proto.Message, error) {
+	return r.request(ctx, roomID, msg, true)
+}
+
+// RequestActiveRoom delivers msg only to a live actor of the room, never
+// activating one: ErrRoomNotActive when there is none. Observers (the
+// admin API) use it so that looking at a room does not wake it.
+func (r *LocalRoomRouter) RequestActiveRoom(ctx context.Context, roomID string, msg proto.Message) (proto.Message, error) {
+	return r.request(ctx, roomID, msg, false)
+}
+
+func (r *LocalRoomRouter) request(ctx context.Context, roomID string, msg proto.Message, activate bool) (proto.Message, error) {
 	timeout := defaultRequestTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
@@ -80,16 +95,16 @@ func (r *LocalRoomRouter) RequestRoom(ctx context.Context, roomID string, msg pr
 	if timeout <= 0 {
 		return nil, ErrRoomUnavailable
 	}
-	act := r.acquire(roomID)
-	if act == nil {
-		return nil, fmt.Errorf("%w: %s", ErrRoomBusy, roomID)
+	act, err := r.acquire(roomID, activate)
+	if err != nil {
+		return nil, err
 	}
 	res, err := r.system.Root.RequestFuture(act.pid, msg, timeout).Result()
 	r.release(roomID, act)
 	if errors.Is(err, actor.ErrDeadLetter) && r.forget(roomID, act) {
 		// The activation died without passivating (nothing delivered the
 		// command): the next attempt spawns a fresh one.
-		return r.RequestRoom(ctx, roomID, msg)
+		return r.request(ctx, roomID, msg, activate)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrRoomUnavailable, roomID, err)
@@ -101,14 +116,18 @@ func (r *LocalRoomRouter) RequestRoom(ctx context.Context, roomID string, msg pr
 	return reply, nil
 }
 
-// acquire returns the room's activation, spawning it if needed, counting
-// one more request in flight; nil when the room is at MaxQueued.
-func (r *LocalRoomRouter) acquire(roomID string) *activation {
+// acquire returns the room's activation, spawning it if needed and
+// allowed, counting one more request in flight; ErrRoomBusy when the room
+// is at MaxQueued.
+func (r *LocalRoomRouter) acquire(roomID string, activate bool) (*activation, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	act := r.rooms[roomID]
 	if act != nil && r.MaxQueued > 0 && act.inflight >= r.MaxQueued {
-		return nil
+		return nil, fmt.Errorf("%w: %s", ErrRoomBusy, roomID)
+	}
+	if act == nil && !activate {
+		return nil, fmt.Errorf("%w: %s", ErrRoomNotActive, roomID)
 	}
 	if act == nil {
 		var measured *metrics.Activation // nil: not measured
@@ -124,7 +143,7 @@ func (r *LocalRoomRouter) acquire(roomID string) *activation {
 		r.rooms[roomID] = act
 	}
 	act.inflight++
-	return act
+	return act, nil
 }
 
 func (r *LocalRoomRouter) release(roomID string, act *activation) {

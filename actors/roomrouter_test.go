@@ -106,3 +106,32 @@ func TestRoomActorsRestartHoweverOften(t *testing.T) {
 		t.Fatalf("the activation was replaced (%v → %v): it was stopped, not restarted", first, got)
 	}
 }
+
+func TestRequestActiveRoomNeverActivates(t *testing.T) {
+	system := NewSystem(zerolog.Nop())
+	defer system.Shutdown()
+	open := make(chan struct{})
+	close(open)
+	spawned := 0
+	r := NewLocalRoomRouter(system, func(string) actor.Producer {
+		spawned++
+		return func() actor.Actor { return &gate{release: open} }
+	})
+	ctx := context.Background()
+	if _, err := r.RequestActiveRoom(ctx, "!r:x", &messages.SendEvent{}); !errors.Is(err, ErrRoomNotActive) {
+		t.Fatalf("RequestActiveRoom of a sleeping room: %v, want ErrRoomNotActive", err)
+	}
+	if spawned != 0 || r.Active() != 0 {
+		t.Fatalf("RequestActiveRoom activated the room (%d spawned, %d active)", spawned, r.Active())
+	}
+	if _, err := r.RequestRoom(ctx, "!r:x", &messages.SendEvent{}); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := r.RequestActiveRoom(ctx, "!r:x", &messages.SendEvent{})
+	if err != nil || reply.(*messages.SendEventReply).EventId != "$ok" {
+		t.Fatalf("RequestActiveRoom of a live room: %v, %v", reply, err)
+	}
+	if spawned != 1 {
+		t.Fatalf("%d activations, want 1", spawned)
+	}
+}

@@ -32,6 +32,7 @@ type Config struct {
 	RateLimits   RateLimitsConfig   `yaml:"rate_limits"`
 	Log          LogConfig          `yaml:"log"`
 	Metrics      MetricsConfig      `yaml:"metrics"`
+	Debug        DebugConfig        `yaml:"debug"`
 }
 
 // ClientAPIConfig is the Client-Server API listener.
@@ -131,6 +132,14 @@ type MetricsConfig struct {
 	// MaxRoomSeries caps the rooms exported with a room_id label, the
 	// busiest first; 0 exports per-kind totals only.
 	MaxRoomSeries int `yaml:"max_room_series"`
+}
+
+// DebugConfig holds switches for testing a deployment, all off by default.
+type DebugConfig struct {
+	// FaultInjection lets admins make a room actor panic on purpose
+	// (POST /_soma/admin/v1/rooms/{roomId}/fault), to see supervision,
+	// restarts and alerting at work.
+	FaultInjection bool `yaml:"fault_injection"`
 }
 
 // SupportedRoomVersions are the values rooms.default_version accepts.

@@ -119,6 +119,7 @@ func otherValue(t *testing.T, key string) string {
 		"log.format":                      "console",
 		"metrics.listen":                  "[::1]:9100",
 		"metrics.max_room_series":         "5",
+		"debug.fault_injection":           "true",
 	}[key]
 	if v == "" {
 		t.Fatalf("test has no value for key %s: add one", key)

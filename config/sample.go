@@ -119,4 +119,11 @@ metrics:
   # label; per-kind totals are always exported. Bounds the number of
   # series however many rooms are active. 0: totals only.
   max_room_series: 100
+
+debug:
+  # Lets admins make a room actor panic on purpose with
+  # POST /_soma/admin/v1/rooms/{roomId}/fault, to watch supervision (the
+  # restart and its reason on /metrics and the admin page) and alerting.
+  # Never needed in normal operation.
+  fault_injection: false
 `

@@ -50,6 +50,7 @@ func (s *Server) adminRoutes(r chi.Router) {
 	r.Route(adminPrefix, func(r chi.Router) {
 		r.Get("/rooms", s.serve(s.admin(s.adminListRooms)))
 		r.Get("/rooms/{roomId}", s.serve(s.admin(s.adminRoom)))
+		r.Post("/rooms/{roomId}/fault", s.serve(s.admin(s.adminInjectFault)))
 		r.Get("/users", s.serve(s.admin(s.adminListUsers)))
 		r.Post("/users", s.serve(s.admin(s.adminCreateUser)))
 		r.Post("/users/{userId}/deactivate", s.serve(s.admin(s.adminDeactivateUser)))
@@ -126,28 +127,6 @@ func (s *Server) adminListRooms(r *http.Request) (int, any, error) {
 		resp.Rooms = []metrics.RoomStats{}
 	}
 	return http.StatusOK, resp, nil
-}
-
-// adminRoom implements GET /rooms/{roomId}: 404 when no actor of the room
-// is active, saying whether the room is passivated or unknown.
-func (s *Server) adminRoom(r *http.Request) (int, any, error) {
-	roomID, err := urlParam(r, "roomId")
-	if err != nil {
-		return 0, nil, err
-	}
-	if s.opts.RoomStats != nil {
-		if st, ok := s.opts.RoomStats.Room(roomID); ok {
-			return http.StatusOK, st, nil
-		}
-	}
-	_, _, err = s.store.RoomInfo(r.Context(), roomID)
-	switch {
-	case errors.Is(err, persistence.ErrNotFound):
-		return 0, nil, errNotFound("Unknown room")
-	case err != nil:
-		return 0, nil, err
-	}
-	return 0, nil, errNotFound("The room is passivated: no actor of it is active")
 }
 
 type adminUser struct {

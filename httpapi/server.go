@@ -20,6 +20,12 @@ type RoomRequester interface {
 	RequestRoom(ctx context.Context, roomID string, msg proto.Message) (proto.Message, error)
 }
 
+// ActiveRoomRequester delivers a command only to a live actor of a room,
+// never activating one (actors.ErrRoomNotActive otherwise).
+type ActiveRoomRequester interface {
+	RequestActiveRoom(ctx context.Context, roomID string, msg proto.Message) (proto.Message, error)
+}
+
 // SyncWaiter lets a long-polling /sync wait until one of the given rooms
 // or users (invites) advances past since, or the context ends.
 type SyncWaiter interface {
@@ -51,6 +57,11 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// RoomStats feeds the admin API's live room figures; nil lists none.
 	RoomStats RoomStatsSource
+	// RoomInspector lets the admin API ask live room actors about
+	// themselves; nil asks none.
+	RoomInspector ActiveRoomRequester
+	// FaultInjection enables POST /_soma/admin/v1/rooms/{roomId}/fault.
+	FaultInjection bool
 }
 
 // Server holds what the handlers depend on.
@@ -104,6 +115,7 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/.well-known/matrix/client", s.serve(s.wellKnownClient))
 	s.sharedSecretRoutes(r)
 	s.adminRoutes(r)
+	s.adminPageRoutes(r)
 	r.Route("/_matrix/client", func(r chi.Router) {
 		r.Get("/versions", s.serve(s.versions))
 		r.Route("/v3", func(r chi.Router) {

@@ -124,6 +124,11 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *flushBatch:
 		a.flushQueued = false
 		a.flush(ctx)
+	case *messages.InspectRoom:
+		a.respond(ctx, func() proto.Message { return a.inspect() },
+			func(e *messages.Error) proto.Message { return &messages.RoomInspection{RoomId: a.roomID, Error: e} })
+	case *messages.InjectFault:
+		a.injectFault(ctx, msg)
 	case *messages.CreateRoom:
 		a.lastActive = time.Now()
 		a.flush(ctx) // commands keep their mailbox order

@@ -233,6 +233,35 @@ func TestPassivationLosesNoRequest(t *testing.T) {
 	}
 }
 
+func TestInspectAnswersWithTheActorsHead(t *testing.T) {
+	h := newHarness(t, openStore(t, "sqlite"), 0)
+	const room = "!inspect:test.local"
+	h.createRoom(room)
+	last := h.mustSend(room, "hello")
+	in := h.request(room, &messages.InspectRoom{RoomId: room}).(*messages.RoomInspection)
+	if in.Error != nil || !in.Loaded || in.RoomVersion != "11" || in.JoinedMembers != 1 ||
+		len(in.ForwardExtremities) != 1 || in.ForwardExtremities[0] != last ||
+		len(in.Servers) != 1 || in.Servers[0] != "test.local" || in.Epoch < 1 || in.StateEvents < 5 {
+		t.Fatalf("inspection = %+v", in)
+	}
+}
+
+func TestInjectedFaultAnswersRestartsAndKeepsTheRoom(t *testing.T) {
+	h := newHarness(t, openStore(t, "sqlite"), 0)
+	const room = "!fault:test.local"
+	h.createRoom(room)
+	before := h.mustSend(room, "before")
+	reply := h.request(room, &messages.InjectFault{RoomId: room, Reason: "test"}).(*messages.FaultReply)
+	if reply.Error == nil || reply.Error.Errcode != "M_UNKNOWN" {
+		t.Fatalf("fault reply = %+v, want an M_UNKNOWN error", reply)
+	}
+	after := h.mustSend(room, "after")
+	if prev := h.prevOf(after); len(prev) != 1 || prev[0] != before {
+		t.Fatalf("after the restart prev_events = %v, want [%s]", prev, before)
+	}
+	h.mustVerify(room)
+}
+
 func TestSendIsIdempotentPerDevice(t *testing.T) {
 	h := newHarness(t, openStore(t, "sqlite"), 0)
 	const room = "!txn:test.local"

@@ -500,6 +500,293 @@ func (x *RoomAdvanced) GetUsers() []string {
 	return nil
 }
 
+// InspectRoom asks a room's actor what it holds now (the admin API's view
+// of one room). It does not activate a room: it goes only to live actors.
+type InspectRoom struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+
+	RoomId string `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+}
+
+func (x *InspectRoom) Reset() {
+	*x = InspectRoom{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_messages_proto_msgTypes[7]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *InspectRoom) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectRoom) ProtoMessage() {}
+
+func (x *InspectRoom) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_proto_msgTypes[7]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectRoom.ProtoReflect.Descriptor instead.
+func (*InspectRoom) Descriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *InspectRoom) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+// RoomInspection answers InspectRoom with the actor's in-memory head.
+type RoomInspection struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+
+	RoomId string `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	// loaded is false when the actor holds no room (it does not exist, or
+	// its last load failed).
+	Loaded             bool     `protobuf:"varint,2,opt,name=loaded,proto3" json:"loaded,omitempty"`
+	RoomVersion        string   `protobuf:"bytes,3,opt,name=room_version,json=roomVersion,proto3" json:"room_version,omitempty"`
+	Epoch              int64    `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Depth              int64    `protobuf:"varint,5,opt,name=depth,proto3" json:"depth,omitempty"`
+	ForwardExtremities []string `protobuf:"bytes,6,rep,name=forward_extremities,json=forwardExtremities,proto3" json:"forward_extremities,omitempty"`
+	StateEvents        int32    `protobuf:"varint,7,opt,name=state_events,json=stateEvents,proto3" json:"state_events,omitempty"`
+	JoinedMembers      int32    `protobuf:"varint,8,opt,name=joined_members,json=joinedMembers,proto3" json:"joined_members,omitempty"`
+	// servers are the server names with a joined member, sorted.
+	Servers []string `protobuf:"bytes,9,rep,name=servers,proto3" json:"servers,omitempty"`
+	// pending_sends are sends gathered for the next group commit.
+	PendingSends int32  `protobuf:"varint,10,opt,name=pending_sends,json=pendingSends,proto3" json:"pending_sends,omitempty"`
+	Error        *Error `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
+}
+
+func (x *RoomInspection) Reset() {
+	*x = RoomInspection{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_messages_proto_msgTypes[8]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *RoomInspection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoomInspection) ProtoMessage() {}
+
+func (x *RoomInspection) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_proto_msgTypes[8]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoomInspection.ProtoReflect.Descriptor instead.
+func (*RoomInspection) Descriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RoomInspection) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+func (x *RoomInspection) GetLoaded() bool {
+	if x != nil {
+		return x.Loaded
+	}
+	return false
+}
+
+func (x *RoomInspection) GetRoomVersion() string {
+	if x != nil {
+		return x.RoomVersion
+	}
+	return ""
+}
+
+func (x *RoomInspection) GetEpoch() int64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *RoomInspection) GetDepth() int64 {
+	if x != nil {
+		return x.Depth
+	}
+	return 0
+}
+
+func (x *RoomInspection) GetForwardExtremities() []string {
+	if x != nil {
+		return x.ForwardExtremities
+	}
+	return nil
+}
+
+func (x *RoomInspection) GetStateEvents() int32 {
+	if x != nil {
+		return x.StateEvents
+	}
+	return 0
+}
+
+func (x *RoomInspection) GetJoinedMembers() int32 {
+	if x != nil {
+		return x.JoinedMembers
+	}
+	return 0
+}
+
+func (x *RoomInspection) GetServers() []string {
+	if x != nil {
+		return x.Servers
+	}
+	return nil
+}
+
+func (x *RoomInspection) GetPendingSends() int32 {
+	if x != nil {
+		return x.PendingSends
+	}
+	return 0
+}
+
+func (x *RoomInspection) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// InjectFault makes a room's actor panic with reason while handling it, as
+// a bug would: the admin API sends it only when debug fault injection is
+// enabled in the config. The reply is the error the panic answers with.
+type InjectFault struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+
+	RoomId string `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+}
+
+func (x *InjectFault) Reset() {
+	*x = InjectFault{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_messages_proto_msgTypes[9]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *InjectFault) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InjectFault) ProtoMessage() {}
+
+func (x *InjectFault) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_proto_msgTypes[9]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InjectFault.ProtoReflect.Descriptor instead.
+func (*InjectFault) Descriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *InjectFault) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+func (x *InjectFault) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// FaultReply answers InjectFault (always with an error).
+type FaultReply struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+
+	Error *Error `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+}
+
+func (x *FaultReply) Reset() {
+	*x = FaultReply{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_messages_proto_msgTypes[10]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *FaultReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FaultReply) ProtoMessage() {}
+
+func (x *FaultReply) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_proto_msgTypes[10]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FaultReply.ProtoReflect.Descriptor instead.
+func (*FaultReply) Descriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *FaultReply) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 var File_messages_proto protoreflect.FileDescriptor
 
 var file_messages_proto_rawDesc = []byte{
@@ -558,11 +845,44 @@ var file_messages_proto_rawDesc = []byte{
 	0x06, 0x72, 0x6f, 0x6f, 0x6d, 0x49, 0x64, 0x12, 0x1d, 0x0a, 0x0a, 0x73, 0x74, 0x72, 0x65, 0x61,
 	0x6d, 0x5f, 0x70, 0x6f, 0x73, 0x18, 0x02, 0x20, 0x01, 0x28, 0x03, 0x52, 0x09, 0x73, 0x74, 0x72,
 	0x65, 0x61, 0x6d, 0x50, 0x6f, 0x73, 0x12, 0x14, 0x0a, 0x05, 0x75, 0x73, 0x65, 0x72, 0x73, 0x18,
-	0x03, 0x20, 0x03, 0x28, 0x09, 0x52, 0x05, 0x75, 0x73, 0x65, 0x72, 0x73, 0x42, 0x2b, 0x5a, 0x29,
-	0x67, 0x69, 0x74, 0x68, 0x75, 0x62, 0x2e, 0x63, 0x6f, 0x6d, 0x2f, 0x73, 0x6f, 0x6d, 0x61, 0x2d,
-	0x63, 0x68, 0x61, 0x74, 0x2f, 0x73, 0x6f, 0x6d, 0x61, 0x2f, 0x61, 0x63, 0x74, 0x6f, 0x72, 0x73,
-	0x2f, 0x6d, 0x65, 0x73, 0x73, 0x61, 0x67, 0x65, 0x73, 0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f,
-	0x33,
+	0x03, 0x20, 0x03, 0x28, 0x09, 0x52, 0x05, 0x75, 0x73, 0x65, 0x72, 0x73, 0x22, 0x26, 0x0a, 0x0b,
+	0x49, 0x6e, 0x73, 0x70, 0x65, 0x63, 0x74, 0x52, 0x6f, 0x6f, 0x6d, 0x12, 0x17, 0x0a, 0x07, 0x72,
+	0x6f, 0x6f, 0x6d, 0x5f, 0x69, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x06, 0x72, 0x6f,
+	0x6f, 0x6d, 0x49, 0x64, 0x22, 0xf6, 0x02, 0x0a, 0x0e, 0x52, 0x6f, 0x6f, 0x6d, 0x49, 0x6e, 0x73,
+	0x70, 0x65, 0x63, 0x74, 0x69, 0x6f, 0x6e, 0x12, 0x17, 0x0a, 0x07, 0x72, 0x6f, 0x6f, 0x6d, 0x5f,
+	0x69, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x06, 0x72, 0x6f, 0x6f, 0x6d, 0x49, 0x64,
+	0x12, 0x16, 0x0a, 0x06, 0x6c, 0x6f, 0x61, 0x64, 0x65, 0x64, 0x18, 0x02, 0x20, 0x01, 0x28, 0x08,
+	0x52, 0x06, 0x6c, 0x6f, 0x61, 0x64, 0x65, 0x64, 0x12, 0x21, 0x0a, 0x0c, 0x72, 0x6f, 0x6f, 0x6d,
+	0x5f, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x18, 0x03, 0x20, 0x01, 0x28, 0x09, 0x52, 0x0b,
+	0x72, 0x6f, 0x6f, 0x6d, 0x56, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x12, 0x14, 0x0a, 0x05, 0x65,
+	0x70, 0x6f, 0x63, 0x68, 0x18, 0x04, 0x20, 0x01, 0x28, 0x03, 0x52, 0x05, 0x65, 0x70, 0x6f, 0x63,
+	0x68, 0x12, 0x14, 0x0a, 0x05, 0x64, 0x65, 0x70, 0x74, 0x68, 0x18, 0x05, 0x20, 0x01, 0x28, 0x03,
+	0x52, 0x05, 0x64, 0x65, 0x70, 0x74, 0x68, 0x12, 0x2f, 0x0a, 0x13, 0x66, 0x6f, 0x72, 0x77, 0x61,
+	0x72, 0x64, 0x5f, 0x65, 0x78, 0x74, 0x72, 0x65, 0x6d, 0x69, 0x74, 0x69, 0x65, 0x73, 0x18, 0x06,
+	0x20, 0x03, 0x28, 0x09, 0x52, 0x12, 0x66, 0x6f, 0x72, 0x77, 0x61, 0x72, 0x64, 0x45, 0x78, 0x74,
+	0x72, 0x65, 0x6d, 0x69, 0x74, 0x69, 0x65, 0x73, 0x12, 0x21, 0x0a, 0x0c, 0x73, 0x74, 0x61, 0x74,
+	0x65, 0x5f, 0x65, 0x76, 0x65, 0x6e, 0x74, 0x73, 0x18, 0x07, 0x20, 0x01, 0x28, 0x05, 0x52, 0x0b,
+	0x73, 0x74, 0x61, 0x74, 0x65, 0x45, 0x76, 0x65, 0x6e, 0x74, 0x73, 0x12, 0x25, 0x0a, 0x0e, 0x6a,
+	0x6f, 0x69, 0x6e, 0x65, 0x64, 0x5f, 0x6d, 0x65, 0x6d, 0x62, 0x65, 0x72, 0x73, 0x18, 0x08, 0x20,
+	0x01, 0x28, 0x05, 0x52, 0x0d, 0x6a, 0x6f, 0x69, 0x6e, 0x65, 0x64, 0x4d, 0x65, 0x6d, 0x62, 0x65,
+	0x72, 0x73, 0x12, 0x18, 0x0a, 0x07, 0x73, 0x65, 0x72, 0x76, 0x65, 0x72, 0x73, 0x18, 0x09, 0x20,
+	0x03, 0x28, 0x09, 0x52, 0x07, 0x73, 0x65, 0x72, 0x76, 0x65, 0x72, 0x73, 0x12, 0x23, 0x0a, 0x0d,
+	0x70, 0x65, 0x6e, 0x64, 0x69, 0x6e, 0x67, 0x5f, 0x73, 0x65, 0x6e, 0x64, 0x73, 0x18, 0x0a, 0x20,
+	0x01, 0x28, 0x05, 0x52, 0x0c, 0x70, 0x65, 0x6e, 0x64, 0x69, 0x6e, 0x67, 0x53, 0x65, 0x6e, 0x64,
+	0x73, 0x12, 0x2a, 0x0a, 0x05, 0x65, 0x72, 0x72, 0x6f, 0x72, 0x18, 0x0b, 0x20, 0x01, 0x28, 0x0b,
+	0x32, 0x14, 0x2e, 0x73, 0x6f, 0x6d, 0x61, 0x2e, 0x6d, 0x65, 0x73, 0x73, 0x61, 0x67, 0x65, 0x73,
+	0x2e, 0x45, 0x72, 0x72, 0x6f, 0x72, 0x52, 0x05, 0x65, 0x72, 0x72, 0x6f, 0x72, 0x22, 0x3e, 0x0a,
+	0x0b, 0x49, 0x6e, 0x6a, 0x65, 0x63, 0x74, 0x46, 0x61, 0x75, 0x6c, 0x74, 0x12, 0x17, 0x0a, 0x07,
+	0x72, 0x6f, 0x6f, 0x6d, 0x5f, 0x69, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x06, 0x72,
+	0x6f, 0x6f, 0x6d, 0x49, 0x64, 0x12, 0x16, 0x0a, 0x06, 0x72, 0x65, 0x61, 0x73, 0x6f, 0x6e, 0x18,
+	0x02, 0x20, 0x01, 0x28, 0x09, 0x52, 0x06, 0x72, 0x65, 0x61, 0x73, 0x6f, 0x6e, 0x22, 0x38, 0x0a,
+	0x0a, 0x46, 0x61, 0x75, 0x6c, 0x74, 0x52, 0x65, 0x70, 0x6c, 0x79, 0x12, 0x2a, 0x0a, 0x05, 0x65,
+	0x72, 0x72, 0x6f, 0x72, 0x18, 0x01, 0x20, 0x01, 0x28, 0x0b, 0x32, 0x14, 0x2e, 0x73, 0x6f, 0x6d,
+	0x61, 0x2e, 0x6d, 0x65, 0x73, 0x73, 0x61, 0x67, 0x65, 0x73, 0x2e, 0x45, 0x72, 0x72, 0x6f, 0x72,
+	0x52, 0x05, 0x65, 0x72, 0x72, 0x6f, 0x72, 0x42, 0x2b, 0x5a, 0x29, 0x67, 0x69, 0x74, 0x68, 0x75,
+	0x62, 0x2e, 0x63, 0x6f, 0x6d, 0x2f, 0x73, 0x6f, 0x6d, 0x61, 0x2d, 0x63, 0x68, 0x61, 0x74, 0x2f,
+	0x73, 0x6f, 0x6d, 0x61, 0x2f, 0x61, 0x63, 0x74, 0x6f, 0x72, 0x73, 0x2f, 0x6d, 0x65, 0x73, 0x73,
+	0x61, 0x67, 0x65, 0x73, 0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
 }
 
 var (
@@ -577,7 +897,7 @@ func file_messages_proto_rawDescGZIP() []byte {
 	return file_messages_proto_rawDescData
 }
 
-var file_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_messages_proto_goTypes = []interface{}{
 	(*Error)(nil),           // 0: soma.messages.Error
 	(*EventContent)(nil),    // 1: soma.messages.EventContent
@@ -586,17 +906,23 @@ var file_messages_proto_goTypes = []interface{}{
 	(*CreateRoom)(nil),      // 4: soma.messages.CreateRoom
 	(*CreateRoomReply)(nil), // 5: soma.messages.CreateRoomReply
 	(*RoomAdvanced)(nil),    // 6: soma.messages.RoomAdvanced
+	(*InspectRoom)(nil),     // 7: soma.messages.InspectRoom
+	(*RoomInspection)(nil),  // 8: soma.messages.RoomInspection
+	(*InjectFault)(nil),     // 9: soma.messages.InjectFault
+	(*FaultReply)(nil),      // 10: soma.messages.FaultReply
 }
 var file_messages_proto_depIdxs = []int32{
 	1, // 0: soma.messages.SendEvent.event:type_name -> soma.messages.EventContent
 	0, // 1: soma.messages.SendEventReply.error:type_name -> soma.messages.Error
 	1, // 2: soma.messages.CreateRoom.events:type_name -> soma.messages.EventContent
 	0, // 3: soma.messages.CreateRoomReply.error:type_name -> soma.messages.Error
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	0, // 4: soma.messages.RoomInspection.error:type_name -> soma.messages.Error
+	0, // 5: soma.messages.FaultReply.error:type_name -> soma.messages.Error
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_messages_proto_init() }
@@ -689,6 +1015,54 @@ func file_messages_proto_init() {
 				return nil
 			}
 		}
+		file_messages_proto_msgTypes[7].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*InspectRoom); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
+		file_messages_proto_msgTypes[8].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*RoomInspection); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
+		file_messages_proto_msgTypes[9].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*InjectFault); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
+		file_messages_proto_msgTypes[10].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*FaultReply); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
 	}
 	file_messages_proto_msgTypes[1].OneofWrappers = []interface{}{}
 	type x struct{}
@@ -697,7 +1071,7 @@ func file_messages_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: file_messages_proto_rawDesc,
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

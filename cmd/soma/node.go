@@ -116,6 +116,8 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 		RegistrationSharedSecret: cfg.Registration.SharedSecret,
 		ReadinessChecks:          []httpapi.ReadinessCheck{actorsUp},
 		RoomStats:                actorMetrics,
+		RoomInspector:            router,
+		FaultInjection:           cfg.Debug.FaultInjection,
 	}, store, router, notifier, log)
 
 	if cfg.Metrics.Listen != "" {
@@ -161,6 +163,9 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 	}
 	if cfg.Registration.SharedSecret != "" {
 		log.Info().Msg("shared-secret registration is on: whoever knows registration.shared_secret can create admins")
+	}
+	if cfg.Debug.FaultInjection {
+		log.Warn().Msg("debug.fault_injection is on: admins can make room actors panic on purpose")
 	}
 	ready := log.Info().Str("server_name", cfg.ServerName).Str("listen", n.addr.String()).
 		Str("database", cfg.Database.Backend)

@@ -87,6 +87,15 @@ func TestOperatorSurface(t *testing.T) {
 		if who.UserID != "@root:test.local" {
 			t.Fatalf("whoami: %+v", who)
 		}
+		// Fault injection is off unless debug.fault_injection says so.
+		var e struct {
+			Errcode string `json:"errcode"`
+			Error   string `json:"error"`
+		}
+		if code := root.do("POST", "/_soma/admin/v1/rooms/"+pathEscape("!any:test.local")+"/fault", map[string]any{}, &e); code != http.StatusForbidden ||
+			!strings.Contains(e.Error, "debug.fault_injection") {
+			t.Fatalf("fault injection by default: %d %+v, want 403 naming debug.fault_injection", code, e)
+		}
 		// Self-registration stays closed.
 		var refused map[string]any
 		if code := anon.do("POST", "/_matrix/client/v3/register", map[string]any{"username": "eve", "password": "pw"}, &refused); code != http.StatusForbidden {
