@@ -2,7 +2,7 @@
 GO ?= go
 TEST_TIMEOUT ?= 14m
 
-.PHONY: run build test vet proto bench clean
+.PHONY: run build test vet proto bench clean e2e-browser
 
 run: ## start a homeserver on 127.0.0.1:8008 with embedded SQLite in ./data
 	$(GO) run ./cmd/soma $(if $(CONFIG),-config $(CONFIG))
@@ -17,6 +17,9 @@ vet:
 
 test: vet ## vet, then every test (race detector on) against SQLite and PostgreSQL
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+e2e-browser: ## only the admin page test in headless Chromium (part of make test too)
+	$(GO) test -count 1 -run TestAdminPageInABrowser -v ./cmd/soma/
 
 bench: ## storage and send-path benchmarks on both backends
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./persistence/... ./cmd/soma/
