@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,10 +60,12 @@ func Start(t testing.TB, binary string, env ...string) *Server {
 	t.Helper()
 	cmd := exec.Command(binary)
 	cmd.Env = append(append(os.Environ(), "SOMA_CLIENT_API_LISTEN=127.0.0.1:0", "SOMA_METRICS_LISTEN=127.0.0.1:0", "SOMA_LOG_LEVEL=info"), env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Not StderrPipe: Wait closes that pipe as soon as the process exits,
+	// dropping whatever the scanner has not read yet. With a writer, Wait
+	// returns only once exec has copied all of stderr into it, so the log
+	// is complete when Stop or Kill returns.
+	stderr, stderrW := io.Pipe()
+	cmd.Stderr = stderrW
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +76,9 @@ func Start(t testing.TB, binary string, env ...string) *Server {
 		MetricsListen string `json:"metrics_listen"`
 	}
 	ready := make(chan readyLine, 1)
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
@@ -82,11 +87,20 @@ func Start(t testing.TB, binary string, env ...string) *Server {
 			s.mu.Unlock()
 			var l readyLine
 			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Message == "soma is ready" {
-				ready <- l
+				select {
+				case ready <- l:
+				default: // logged twice: nobody waits any more, keep reading
+				}
 			}
 		}
+		_, _ = io.Copy(io.Discard, stderr) // a line too long: never block the process
 	}()
-	go func() { _ = cmd.Wait(); close(s.exited) }()
+	go func() {
+		_ = cmd.Wait()
+		_ = stderrW.Close()
+		<-scanned
+		close(s.exited)
+	}()
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
