@@ -335,7 +335,7 @@ func TestAdminRoomsReadTheNodesLiveActorMetrics(t *testing.T) {
 	ts := newTestServer(t, func(c *testServerConfig) { c.Options.RoomStats = live })
 	admin := ts.createAdmin(t, "root")
 	path := adminPrefix + "/rooms/" + url.PathEscape("!live:test.local")
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // generous: a loaded -race run is slow
 	status, body := ts.do(t, "GET", path, admin, nil)
 	for status != http.StatusOK && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond) // the actor starts asynchronously
@@ -353,7 +353,7 @@ func TestAdminRoomsReadTheNodesLiveActorMetrics(t *testing.T) {
 	if err := system.Root.StopFuture(pid).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(5 * time.Second)
+	deadline = time.Now().Add(30 * time.Second)
 	for status == http.StatusOK && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 		status, body = ts.do(t, "GET", path, admin, nil)

@@ -59,7 +59,7 @@ func (b *logBuffer) raw() string {
 // client has read the response.
 func (b *logBuffer) accessLine(t *testing.T, method, route string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // generous: a loaded -race run is slow
 	for {
 		for _, l := range b.lines(t) {
 			if l["message"] == "request" && l["method"] == method && l["route"] == route {
