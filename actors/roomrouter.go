@@ -10,6 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/soma-chat/soma/actors/messages"
 	"github.com/soma-chat/soma/actors/metrics"
 )
 
@@ -58,6 +59,10 @@ type LocalRoomRouter struct {
 
 	mu    sync.Mutex
 	rooms map[string]*activation
+	// retiring are fenced-off activations no request is routed to any
+	// more, by PID ID, until the requests already on their way are
+	// answered and they may stop.
+	retiring map[string]*activation
 }
 
 type activation struct {
@@ -71,7 +76,7 @@ func NewLocalRoomRouter(system *actor.ActorSystem, producer RoomProducer) *Local
 	return &LocalRoomRouter{
 		system: system, producer: producer, MaxQueued: DefaultMaxQueued,
 		Metrics: metrics.New(metrics.Options{MaxRoomSeries: metrics.DefaultMaxRoomSeries}),
-		rooms:   map[string]*activation{},
+		rooms:   map[string]*activation{}, retiring: map[string]*activation{},
 	}
 }
 
@@ -87,6 +92,10 @@ func (r *LocalRoomRouter) RequestActiveRoom(ctx context.Context, roomID string, 
 	return r.request(ctx, roomID, msg, false)
 }
 
+// maxMovedRetries bounds how often one command follows its room to a newer
+// activation; past it the caller gets the moved refusal (a 503 to retry).
+const maxMovedRetries = 3
+
 func (r *LocalRoomRouter) request(ctx context.Context, roomID string, msg proto.Message, activate bool) (proto.Message, error) {
 	timeout := defaultRequestTimeout
 	if dl, ok := ctx.Deadline(); ok {
@@ -95,25 +104,42 @@ func (r *LocalRoomRouter) request(ctx context.Context, roomID string, msg proto.
 	if timeout <= 0 {
 		return nil, ErrRoomUnavailable
 	}
-	act, err := r.acquire(roomID, activate)
-	if err != nil {
-		return nil, err
+	for moved := 0; ; {
+		act, err := r.acquire(roomID, activate)
+		if err != nil {
+			return nil, err
+		}
+		res, err := r.system.Root.RequestFuture(act.pid, msg, timeout).Result()
+		r.release(act)
+		if errors.Is(err, actor.ErrDeadLetter) && r.forget(roomID, act) {
+			// The activation died without passivating (nothing delivered the
+			// command): the next attempt spawns a fresh one.
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrRoomUnavailable, roomID, err)
+		}
+		reply, ok := res.(proto.Message)
+		if !ok {
+			return nil, fmt.Errorf("actors: room %s replied with %T", roomID, res)
+		}
+		if isMoved(reply) && moved < maxMovedRetries {
+			// A newer activation (on another node, in a cluster) fenced
+			// this one off and it stored nothing: stop routing to it and
+			// send the command to the live one.
+			moved++
+			r.retire(roomID, act)
+			continue
+		}
+		return reply, nil
 	}
-	res, err := r.system.Root.RequestFuture(act.pid, msg, timeout).Result()
-	r.release(roomID, act)
-	if errors.Is(err, actor.ErrDeadLetter) && r.forget(roomID, act) {
-		// The activation died without passivating (nothing delivered the
-		// command): the next attempt spawns a fresh one.
-		return r.request(ctx, roomID, msg, activate)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrRoomUnavailable, roomID, err)
-	}
-	reply, ok := res.(proto.Message)
-	if !ok {
-		return nil, fmt.Errorf("actors: room %s replied with %T", roomID, res)
-	}
-	return reply, nil
+}
+
+// isMoved reports whether a room's reply is the refusal of a fenced-off
+// activation (messages.Error.moved).
+func isMoved(reply proto.Message) bool {
+	e, ok := reply.(interface{ GetError() *messages.Error })
+	return ok && e.GetError().GetMoved()
 }
 
 // acquire returns the room's activation, spawning it if needed and
@@ -146,7 +172,7 @@ func (r *LocalRoomRouter) acquire(roomID string, activate bool) (*activation, er
 	return act, nil
 }
 
-func (r *LocalRoomRouter) release(roomID string, act *activation) {
+func (r *LocalRoomRouter) release(act *activation) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	act.inflight--
@@ -164,6 +190,17 @@ func (r *LocalRoomRouter) forget(roomID string, act *activation) bool {
 	return true
 }
 
+// retire stops routing to a fenced-off activation (if it is still the
+// room's current one); it may stop once its requests are answered.
+func (r *LocalRoomRouter) retire(roomID string, act *activation) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rooms[roomID] == act {
+		delete(r.rooms, roomID)
+		r.retiring[act.pid.Id] = act
+	}
+}
+
 // Passivate is called by a room actor that wants to stop. It answers true,
 // forgetting the activation, only when no request is on its way to it;
 // the next request then spawns a fresh activation.
@@ -172,6 +209,12 @@ func (r *LocalRoomRouter) Passivate(roomID string, pid *actor.PID) bool {
 	defer r.mu.Unlock()
 	act := r.rooms[roomID]
 	if act == nil || !act.pid.Equal(pid) {
+		if old := r.retiring[pid.Id]; old != nil {
+			if old.inflight > 0 {
+				return false
+			}
+			delete(r.retiring, pid.Id)
+		}
 		return true // not ours any more
 	}
 	if act.inflight > 0 {
@@ -186,6 +229,13 @@ func (r *LocalRoomRouter) Active() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.rooms)
+}
+
+// Retiring returns how many fenced-off activations have yet to stop.
+func (r *LocalRoomRouter) Retiring() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.retiring)
 }
 
 // inflight is how many requests are on their way to a room's activation.

@@ -135,3 +135,51 @@ func TestRequestActiveRoomNeverActivates(t *testing.T) {
 		t.Fatalf("%d activations, want 1", spawned)
 	}
 }
+
+// fencedOff answers every SendEvent as a fenced-off activation does.
+type fencedOff struct{ pid chan<- *actor.PID }
+
+func (f fencedOff) Receive(ctx actor.Context) {
+	if _, ok := ctx.Message().(*messages.SendEvent); ok {
+		f.pid <- ctx.Self()
+		ctx.Respond(&messages.SendEventReply{Error: &messages.Error{Errcode: "M_UNKNOWN", HttpStatus: 503, Moved: true}})
+	}
+}
+
+func TestMovedCommandFollowsTheRoomToTheLiveActivation(t *testing.T) {
+	system := NewSystem(zerolog.Nop())
+	defer system.Shutdown()
+	open := make(chan struct{})
+	close(open)
+	stale := make(chan *actor.PID, 1)
+	spawned := 0
+	r := NewLocalRoomRouter(system, func(string) actor.Producer {
+		spawned++
+		if spawned == 1 {
+			return func() actor.Actor { return fencedOff{pid: stale} }
+		}
+		return func() actor.Actor { return &gate{release: open} }
+	})
+	reply, err := r.RequestRoom(context.Background(), "!r:x", &messages.SendEvent{})
+	if err != nil || reply.(*messages.SendEventReply).EventId != "$ok" {
+		t.Fatalf("reply %v, %v; want $ok from the live activation", reply, err)
+	}
+	if spawned != 2 || r.Active() != 1 || r.Retiring() != 1 {
+		t.Fatalf("spawned %d, active %d, retiring %d; want 2, 1, 1", spawned, r.Active(), r.Retiring())
+	}
+	// The fenced-off activation may stop now that nothing is on its way.
+	if !r.Passivate("!r:x", <-stale) || r.Retiring() != 0 || r.Active() != 1 {
+		t.Fatalf("retiring %d, active %d after the stale activation stopped", r.Retiring(), r.Active())
+	}
+
+	// A room that keeps answering moved gives up after maxMovedRetries.
+	spawned = 0
+	always := NewLocalRoomRouter(system, func(string) actor.Producer {
+		spawned++
+		return func() actor.Actor { return fencedOff{pid: make(chan *actor.PID, 1)} }
+	})
+	reply, err = always.RequestRoom(context.Background(), "!r:x", &messages.SendEvent{})
+	if err != nil || !reply.(*messages.SendEventReply).Error.GetMoved() || spawned != maxMovedRetries+1 {
+		t.Fatalf("reply %v, %v after %d activations; want the moved refusal after %d", reply, err, spawned, maxMovedRetries+1)
+	}
+}

@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"errors"
+	"net/http"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -33,8 +34,14 @@ type Deps struct {
 	Now          func() time.Time
 }
 
-// errRoomMoved answers a commit fenced off by a newer activation.
-var errRoomMoved = unavailable("the room moved; retry the request")
+// errRoomMoved answers every command of an activation fenced off by a
+// newer one; the router retries such commands on the live activation.
+var errRoomMoved = &Error{Status: http.StatusServiceUnavailable, ErrCode: "M_UNKNOWN",
+	Message: "the room moved to another activation; retry the request", Moved: true}
+
+// retireInterval is how often a fenced-off activation asks the router
+// whether the requests still on their way to it are answered.
+const retireInterval = 20 * time.Millisecond
 
 // maxRememberedTxns bounds the in-memory idempotency cache; storage keeps
 // every mapping, so forgetting only costs a read.
@@ -49,14 +56,17 @@ type Actor struct {
 	room   *Room // nil until loaded, or when the room does not exist
 	txns   map[persistence.TxnKey]string
 
-	lastActive time.Time
-	idleTimer  *time.Timer
+	lastActive  time.Time
+	idleTimer   *time.Timer
+	retireTimer *time.Timer
 
 	// pending are the sends of the batch being gathered (see batch.go).
 	pending     []pendingSend
 	flushQueued bool
-	// fenced is set when a commit lost to a newer activation.
-	fenced bool
+	// moved is set when a commit lost to a newer activation: from then on
+	// this one answers every command with errRoomMoved (nothing is built
+	// on a head it no longer owns) and stops as soon as the router lets it.
+	moved bool
 
 	// stats are this activation's figures (nil when not measured).
 	stats *metrics.Activation
@@ -106,9 +116,13 @@ func (a *Actor) Receive(ctx actor.Context) {
 			a.log.Error().Err(err).Msg("activation could not load the room; will retry on the next command")
 		}
 	case *actor.Stopping, *actor.Restarting:
-		if a.idleTimer != nil {
-			a.idleTimer.Stop()
+		for _, t := range []*time.Timer{a.idleTimer, a.retireTimer} {
+			if t != nil {
+				t.Stop()
+			}
 		}
+	case *retireCheck:
+		a.retire(ctx)
 	case *idleCheck:
 		idle := time.Since(a.lastActive)
 		if idle < a.deps.IdleTimeout {
@@ -150,7 +164,10 @@ func (a *Actor) respond(ctx actor.Context, handle func() proto.Message, failed f
 		}
 	}()
 	ctx.Respond(handle())
-	if a.room == nil {
+	switch {
+	case a.moved:
+		a.retire(ctx)
+	case a.room == nil:
 		// Nothing lives here (an unknown room): do not keep an actor for it.
 		a.passivate(ctx)
 	}
@@ -164,6 +181,19 @@ func (a *Actor) passivate(ctx actor.Context) bool {
 		return true
 	}
 	return false
+}
+
+// retireCheck is a fenced-off actor's reminder to try stopping again.
+type retireCheck struct{}
+
+// retire stops a fenced-off activation once the router has no request on
+// its way to it, checking again shortly until then.
+func (a *Actor) retire(ctx actor.Context) {
+	if a.passivate(ctx) {
+		return
+	}
+	system, self := ctx.ActorSystem(), ctx.Self()
+	a.retireTimer = time.AfterFunc(retireInterval, func() { system.Root.Send(self, &retireCheck{}) })
 }
 
 // scheduleIdleCheck reminds the actor, through its own mailbox, to check
@@ -218,6 +248,9 @@ func (a *Actor) ensureLoaded() *Error {
 func (a *Actor) create(msg *messages.CreateRoom) *messages.CreateRoomReply {
 	if msg.RoomId != a.roomID || len(msg.Events) == 0 {
 		return &messages.CreateRoomReply{Error: badJSON("malformed create request").Proto()}
+	}
+	if a.moved {
+		return &messages.CreateRoomReply{Error: errRoomMoved.Proto()}
 	}
 	if a.room != nil {
 		return &messages.CreateRoomReply{Error: (&Error{Status: 400, ErrCode: "M_ROOM_IN_USE", Message: "room already exists"}).Proto()}
@@ -281,8 +314,8 @@ func (a *Actor) commit(r *Room, newRoom *persistence.NewRoom, events []gomatrixs
 		case errors.Is(err, persistence.ErrRoomExists):
 			return nil, &Error{Status: 400, ErrCode: "M_ROOM_IN_USE", Message: "room already exists"}
 		case errors.Is(err, persistence.ErrFenced):
-			a.log.Warn().Msg("another activation claimed this room; this one reloads")
-			a.fenced = true
+			a.log.Warn().Msg("another activation claimed this room; this one stops and its commands go to the live one")
+			a.moved = true
 			return nil, errRoomMoved
 		default:
 			a.log.Error().Err(err).Msg("commit failed")

@@ -280,7 +280,11 @@ func TestSendIsIdempotentPerDevice(t *testing.T) {
 	}
 }
 
-func TestFencedCommitIsRetriedOnAReloadedActivation(t *testing.T) {
+// TestFencedCommitIsRetriedOnTheLiveActivation: a commit fenced off by a
+// newer activation stores nothing; the stale actor refuses the command as
+// moved and stops, and the router sends the command to a fresh activation,
+// which builds it on the stored head.
+func TestFencedCommitIsRetriedOnTheLiveActivation(t *testing.T) {
 	store := openStore(t, "sqlite")
 	h := newHarness(t, store, 0)
 	const room = "!fence:test.local"
@@ -290,14 +294,23 @@ func TestFencedCommitIsRetriedOnAReloadedActivation(t *testing.T) {
 	if _, err := store.ClaimRoom(context.Background(), room); err != nil {
 		t.Fatal(err)
 	}
-	// The stale commit is refused; the actor reloads, claims the room
-	// anew and builds the send on the stored head.
 	next := h.mustSend(room, "after the fence")
 	if prev := h.prevOf(next); len(prev) != 1 || prev[0] != first {
 		t.Fatalf("prev_events = %v, want [%s]", prev, first)
 	}
 	if h.store.fenced.Load() != 1 {
 		t.Fatalf("%d commits were fenced, want 1", h.store.fenced.Load())
+	}
+	if n := h.router.Active(); n != 1 {
+		t.Fatalf("%d activations routed to, want 1 (the live one)", n)
+	}
+	// The stale activation stopped: it no longer answers.
+	deadline := time.Now().Add(10 * time.Second)
+	for h.router.Retiring() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the fenced-off activation did not stop")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -63,18 +63,14 @@ func (a *Actor) flush(ctx actor.Context) {
 			panic(p)
 		}
 	}()
-	a.fenced = false
 	replies := a.sendBatch(batch)
-	if a.fenced {
-		// Another activation claimed the room between our load and our
-		// commit. Nothing was stored: reload (claiming the room again) and
-		// build the batch once more on the state that is now current.
-		replies = a.sendBatch(batch)
-	}
 	for i, reply := range replies {
 		answer(batch[i], reply)
 	}
-	if a.room == nil {
+	switch {
+	case a.moved:
+		a.retire(ctx)
+	case a.room == nil:
 		a.passivate(ctx) // an unknown room: keep no actor for it
 	}
 }
@@ -83,6 +79,12 @@ func (a *Actor) flush(ctx actor.Context) {
 // those that passed in one transaction and returns one reply per send.
 func (a *Actor) sendBatch(batch []pendingSend) []*messages.SendEventReply {
 	replies := make([]*messages.SendEventReply, len(batch))
+	if a.moved {
+		for i := range replies {
+			replies[i] = &messages.SendEventReply{Error: errRoomMoved.Proto()}
+		}
+		return replies
+	}
 	if e := a.ensureLoaded(); e != nil {
 		for i := range replies {
 			replies[i] = &messages.SendEventReply{Error: e.Proto()}

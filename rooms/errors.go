@@ -12,13 +12,16 @@ type Error struct {
 	Status  int
 	ErrCode string
 	Message string
+	// Moved marks the refusal of a fenced-off activation (see
+	// messages.Error.moved).
+	Moved bool
 }
 
 func (e *Error) Error() string { return e.ErrCode + ": " + e.Message }
 
 // Proto converts the error for a reply message.
 func (e *Error) Proto() *messages.Error {
-	return &messages.Error{Errcode: e.ErrCode, Message: e.Message, HttpStatus: int32(e.Status)}
+	return &messages.Error{Errcode: e.ErrCode, Message: e.Message, HttpStatus: int32(e.Status), Moved: e.Moved}
 }
 
 func forbidden(format string, args ...any) *Error {
