@@ -2,11 +2,13 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/soma-chat/soma/actors/messages"
@@ -59,5 +61,55 @@ func TestRouterMeasuresEachRoomActor(t *testing.T) {
 	}
 	if n := r.Metrics.Active(metrics.KindRoom); n != 1 {
 		t.Fatalf("active rooms = %d, want 1", n)
+	}
+}
+
+// TestTenThousandActiveRoomsStayWithinTheSeriesCap activates 10,000 real
+// room actors through the router and scrapes the node's collector: only
+// the cap's worth of rooms get room_id series, however many are active.
+func TestTenThousandActiveRoomsStayWithinTheSeriesCap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000 actors")
+	}
+	const rooms, maxSeries = 10000, 25
+	system := NewSystem(zerolog.Nop())
+	defer system.Shutdown()
+	open := make(chan struct{})
+	close(open)
+	r := NewLocalRoomRouter(system, func(string) actor.Producer { return func() actor.Actor { return &gate{release: open} } })
+	r.Metrics = metrics.New(metrics.Options{MaxRoomSeries: maxSeries})
+	for i := range rooms {
+		if _, err := r.RequestRoom(context.Background(), fmt.Sprintf("!room%d:x", i), &messages.SendEvent{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(r.Metrics)
+	start := time.Now()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("one scrape with %d active rooms took %v", r.Active(), time.Since(start))
+	labelled := map[string]bool{}
+	for _, f := range fams {
+		perFamily := 0
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "room_id" {
+					labelled[l.GetValue()] = true
+					perFamily++
+				}
+			}
+		}
+		if perFamily > maxSeries {
+			t.Errorf("%s has %d room series, more than the cap %d", f.GetName(), perFamily, maxSeries)
+		}
+		if f.GetName() == "soma_actors_active" && f.GetMetric()[0].GetGauge().GetValue() != rooms {
+			t.Errorf("soma_actors_active = %v, want %d", f.GetMetric()[0].GetGauge().GetValue(), rooms)
+		}
+	}
+	if len(labelled) != maxSeries {
+		t.Fatalf("%d rooms exported with a room_id label, want the cap %d", len(labelled), maxSeries)
 	}
 }
