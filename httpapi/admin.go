@@ -200,7 +200,7 @@ func (s *Server) adminCreateUser(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	userID := s.localUserID(localpart)
-	zerolog.Ctx(r.Context()).Info().Str("user_id", userID).Bool("admin", req.Admin).
+	zerolog.Ctx(r.Context()).Info().Str("target_user_id", userID).Bool("admin", req.Admin).
 		Str("by", callerFrom(r.Context()).UserID).Msg("account created by an admin")
 	return http.StatusOK, map[string]any{"user_id": userID, "admin": req.Admin}, nil
 }
@@ -248,7 +248,7 @@ func (s *Server) adminDeactivateUser(r *http.Request) (int, any, error) {
 	}
 	s.tokens.forgetUser(lp, "")
 	userID := s.localUserID(lp)
-	zerolog.Ctx(r.Context()).Info().Str("user_id", userID).
+	zerolog.Ctx(r.Context()).Info().Str("target_user_id", userID).
 		Str("by", callerFrom(r.Context()).UserID).Msg("account deactivated by an admin")
 	return http.StatusOK, map[string]any{"user_id": userID, "deactivated": true}, nil
 }
@@ -294,7 +294,7 @@ func (s *Server) adminResetPassword(r *http.Request) (int, any, error) {
 		}
 		s.tokens.forgetUser(lp, "")
 	}
-	zerolog.Ctx(r.Context()).Info().Str("user_id", s.localUserID(lp)).Bool("logout_devices", logout).
+	zerolog.Ctx(r.Context()).Info().Str("target_user_id", s.localUserID(lp)).Bool("logout_devices", logout).
 		Str("by", callerFrom(r.Context()).UserID).Msg("password reset by an admin")
 	return http.StatusOK, struct{}{}, nil
 }

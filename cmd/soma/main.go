@@ -31,13 +31,18 @@ func main() {
 		log.Error().Err(err).Msg("start-up failed")
 		os.Exit(1)
 	}
+	failed := false
 	select {
 	case <-ctx.Done():
 		log.Info().Msg("shutting down")
 	case err := <-node.failed:
 		if !errors.Is(err, context.Canceled) {
 			log.Error().Err(err).Msg("listener failed")
+			failed = true // a supervisor (systemd Restart=on-failure) restarts us
 		}
 	}
 	node.shutdown()
+	if failed {
+		os.Exit(1)
+	}
 }
