@@ -46,6 +46,7 @@ type Store interface {
 	RoomStore
 	RoomReader
 	RoomInspector
+	UserStreams
 	// MaxStreamPos is the highest position below which every event is
 	// committed and readable: a reader bounded by it never misses an event
 	// that commits later with a lower position.
@@ -98,6 +99,15 @@ type AccountStore interface {
 	// DeleteDevice returns ErrNotFound for an unknown device.
 	DeleteDevice(ctx context.Context, localpart, deviceID string) error
 	DeleteAllDevices(ctx context.Context, localpart string) error
+	// DeleteDevices deletes those of the user's devices that exist among
+	// deviceIDs, in one transaction; unknown IDs are not an error.
+	DeleteDevices(ctx context.Context, localpart string, deviceIDs []string) error
+	// DeleteDevicesExcept deletes every device of the user but keepDeviceID
+	// (a password change keeps the device that made it).
+	DeleteDevicesExcept(ctx context.Context, localpart, keepDeviceID string) error
+	// SetDeviceDisplayName renames a device, keeping its token; ErrNotFound
+	// for an unknown device.
+	SetDeviceDisplayName(ctx context.Context, localpart, deviceID, name string) error
 	// GetProfile returns ErrNotFound for an unknown localpart.
 	GetProfile(ctx context.Context, localpart string) (Profile, error)
 	// SetDisplayName and SetAvatarURL return ErrNotFound for an unknown

@@ -7,6 +7,7 @@ import "github.com/soma-chat/soma/persistence/sqlstore"
 var migrations = []sqlstore.Migration{
 	{Version: 1, Name: "initial schema", SQL: schemaV1},
 	{Version: 2, Name: "txn_ids found by event NID", SQL: schemaV2},
+	{Version: 3, Name: "account data and receipts", SQL: schemaV3},
 }
 
 const schemaV1 = `
@@ -151,4 +152,32 @@ UPDATE txn_ids t SET event_nid = e.event_nid FROM events e WHERE e.event_id = t.
 ALTER TABLE txn_ids ALTER COLUMN event_nid DROP DEFAULT;
 DROP INDEX txn_ids_event;
 CREATE INDEX txn_ids_event_nid_idx ON txn_ids (event_nid);
+`
+
+// schemaV3 adds the streams beside room events: account data and receipts,
+// positioned by stream_pos_seq like events.
+const schemaV3 = `
+CREATE TABLE account_data (
+	user_id    TEXT NOT NULL,
+	room_id    TEXT NOT NULL,
+	data_type  TEXT NOT NULL,
+	content    TEXT NOT NULL,
+	stream_pos BIGINT NOT NULL,
+	PRIMARY KEY (user_id, room_id, data_type)
+);
+CREATE INDEX account_data_user_stream_idx ON account_data (user_id, stream_pos);
+CREATE INDEX account_data_stream_idx ON account_data (stream_pos);
+
+CREATE TABLE receipts (
+	room_nid     BIGINT NOT NULL,
+	user_id      TEXT NOT NULL,
+	receipt_type TEXT NOT NULL,
+	thread_id    TEXT NOT NULL,
+	event_id     TEXT NOT NULL,
+	ts           BIGINT NOT NULL,
+	stream_pos   BIGINT NOT NULL,
+	PRIMARY KEY (room_nid, user_id, receipt_type, thread_id)
+);
+CREATE INDEX receipts_room_stream_idx ON receipts (room_nid, stream_pos);
+CREATE INDEX receipts_stream_idx ON receipts (stream_pos);
 `

@@ -47,9 +47,13 @@ const connParams = "_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL&_for
 // the highest stored (an index lookup).
 func Dialect() sqlstore.Dialect {
 	return sqlstore.Dialect{
-		Name:                  "sqlite",
-		Migrations:            migrations,
-		NextStreamPos:         "(SELECT COALESCE(MAX(stream_pos), 0) + 1 FROM events)",
+		Name:       "sqlite",
+		Migrations: migrations,
+		// One stream for events, account data and receipts; the single
+		// writer makes MAX + 1 safe, and each MAX reads one index leaf.
+		NextStreamPos: "(SELECT MAX(p) + 1 FROM (SELECT COALESCE(MAX(stream_pos), 0) AS p FROM events" +
+			" UNION ALL SELECT COALESCE(MAX(stream_pos), 0) FROM account_data" +
+			" UNION ALL SELECT COALESCE(MAX(stream_pos), 0) FROM receipts))",
 		NextStateBlockNID:     "(SELECT COALESCE(MAX(block_nid), 0) + 1 FROM state_blocks)",
 		InNIDs:                "%[1]s IN (SELECT value FROM json_each(%[2]s))",
 		NIDList:               "[%s]",

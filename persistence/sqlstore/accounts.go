@@ -88,6 +88,39 @@ func (s *Store) DeleteAllDevices(ctx context.Context, localpart string) error {
 	return nil
 }
 
+// DeleteDevices implements persistence.AccountStore.
+func (s *Store) DeleteDevices(ctx context.Context, localpart string, deviceIDs []string) error {
+	if len(deviceIDs) == 0 {
+		return nil
+	}
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		st := txStmt(ctx, tx, s.devices.deleteDevice)
+		for _, id := range deviceIDs {
+			if _, err := st.ExecContext(ctx, localpart, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("persistence.DeleteDevices: %w", err)
+	}
+	return nil
+}
+
+// DeleteDevicesExcept implements persistence.AccountStore.
+func (s *Store) DeleteDevicesExcept(ctx context.Context, localpart, keepDeviceID string) error {
+	if _, err := s.write(ctx, s.devices.deleteDevicesExcept, localpart, keepDeviceID); err != nil {
+		return fmt.Errorf("persistence.DeleteDevicesExcept: %w", err)
+	}
+	return nil
+}
+
+// SetDeviceDisplayName implements persistence.AccountStore.
+func (s *Store) SetDeviceDisplayName(ctx context.Context, localpart, deviceID, name string) error {
+	return s.updateOne(ctx, "persistence.SetDeviceDisplayName", s.devices.updateDeviceDisplayName, localpart, deviceID, name)
+}
+
 // GetProfile implements persistence.AccountStore.
 func (s *Store) GetProfile(ctx context.Context, localpart string) (persistence.Profile, error) {
 	p, err := s.profiles.SelectProfile(ctx, localpart)

@@ -29,12 +29,18 @@ const deleteDeviceSQL = "DELETE FROM devices WHERE localpart = $1 AND device_id 
 
 const deleteDevicesByLocalpartSQL = "DELETE FROM devices WHERE localpart = $1"
 
+const deleteDevicesExceptSQL = "DELETE FROM devices WHERE localpart = $1 AND device_id <> $2"
+
+const updateDeviceDisplayNameSQL = "UPDATE devices SET display_name = $3 WHERE localpart = $1 AND device_id = $2"
+
 type devicesTable struct {
 	upsertDevice             *sql.Stmt
 	selectDeviceByTokenHash  *sql.Stmt
 	selectDevicesByLocalpart *sql.Stmt
 	deleteDevice             *sql.Stmt
 	deleteDevicesByLocalpart *sql.Stmt
+	deleteDevicesExcept      *sql.Stmt
+	updateDeviceDisplayName  *sql.Stmt
 }
 
 func prepareDevicesTable(p *preparer) *devicesTable {
@@ -44,6 +50,8 @@ func prepareDevicesTable(p *preparer) *devicesTable {
 		selectDevicesByLocalpart: p.prepare(selectDevicesByLocalpartSQL),
 		deleteDevice:             p.prepare(deleteDeviceSQL),
 		deleteDevicesByLocalpart: p.prepare(deleteDevicesByLocalpartSQL),
+		deleteDevicesExcept:      p.prepare(deleteDevicesExceptSQL),
+		updateDeviceDisplayName:  p.prepare(updateDeviceDisplayNameSQL),
 	}
 }
 

@@ -47,6 +47,8 @@ type Store struct {
 	currentState   *currentStateTable
 	memberships    *membershipsTable
 	txnIDs         *txnIDsTable
+	accountData    *accountDataTable
+	receipts       *receiptsTable
 }
 
 var _ persistence.Store = (*Store)(nil)
@@ -78,6 +80,8 @@ func Open(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	s.currentState = prepareCurrentStateTable(p)
 	s.memberships = prepareMembershipsTable(p)
 	s.txnIDs = prepareTxnIDsTable(p)
+	s.accountData = prepareAccountDataTable(p)
+	s.receipts = prepareReceiptsTable(p)
 	s.stmts = p.stmts
 	if p.err != nil {
 		s.closeStmts()

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"MaxStreamPosNeverPassesAnUncommittedEvent", testMaxStreamPosConcurrent},
 		{"AccountsAreCreatedOnceWithAnEmptyProfile", testAccounts},
 		{"DevicesAreFoundByTokenHash", testDevices},
+		{"DevicesAreRenamedAndDeletedInBulk", testDeviceManagement},
 		{"ProfilesAreUpdated", testProfiles},
 		{"RoomHeadReadsWithoutClaiming", testRoomHeadDoesNotClaim},
 		{"RoomIDsPageInOrder", testRoomIDsPage},
@@ -50,6 +51,9 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"PingFailsWhenTheSchemaIsNotThisBuilds", testPing},
 		{"AccountsListInPages", testListAccountsPages},
 		{"DeactivatingAnAccountDeletesItsDevices", testDeactivateAccount},
+		{"AccountDataSharesTheEventStream", testAccountData},
+		{"ReceiptsReplacePerTypeAndThread", testReceipts},
+		{"StreamRowsTakeDistinctPositionsConcurrently", testStreamRowsUnderConcurrency},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
