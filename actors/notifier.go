@@ -105,7 +105,8 @@ func (a *notifierActor) Receive(ctx actor.Context) {
 		}
 	case *messages.RoomAdvanced:
 		pos := persistence.StreamPos(msg.StreamPos)
-		if pos > a.latest[msg.RoomId] {
+		// No room: a user's own stream (account data, private receipts).
+		if msg.RoomId != "" && pos > a.latest[msg.RoomId] {
 			a.latest[msg.RoomId] = pos
 		}
 		for _, w := range a.byRoom[msg.RoomId] {

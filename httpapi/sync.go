@@ -77,7 +77,8 @@ type syncResponse struct {
 }
 
 func (r *syncResponse) empty() bool {
-	return len(r.Rooms.Join) == 0 && len(r.Rooms.Invite) == 0 && len(r.Rooms.Leave) == 0
+	return len(r.Rooms.Join) == 0 && len(r.Rooms.Invite) == 0 && len(r.Rooms.Leave) == 0 &&
+		len(r.AccountData.Events) == 0
 }
 
 // syncHandler: GET /sync. It reads projections up to the store's safe
@@ -164,8 +165,20 @@ func (s *Server) computeSync(ctx context.Context, req *syncRequest) (*syncRespon
 			joined = append(joined, m.RoomID)
 		}
 	}
+	streams, err := s.readStreamsFor(ctx, req, ms, to)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	resp.AccountData.Events = streams.global
 	// In an incremental sync, skip the rooms with nothing new in one query.
 	active := map[persistence.RoomNID]bool{}
+	for _, m := range ms {
+		if _, ok := streams.perRoom[m.RoomID]; ok {
+			active[m.RoomNID] = true
+		} else if _, ok := streams.receipts[m.RoomID]; ok {
+			active[m.RoomNID] = true
+		}
+	}
 	if req.since > 0 && !req.fullState {
 		var nids []persistence.RoomNID
 		for _, m := range ms {
@@ -198,6 +211,12 @@ func (s *Server) computeSync(ctx context.Context, req *syncRequest) (*syncRespon
 				return nil, nil, 0, err
 			}
 			if jr != nil {
+				if evs := streams.perRoom[m.RoomID]; evs != nil {
+					jr.AccountData.Events = evs
+				}
+				if rc := streams.receipts[m.RoomID]; rc != nil {
+					jr.Ephemeral.Events = append(jr.Ephemeral.Events, rc)
+				}
 				resp.Rooms.Join[m.RoomID] = jr
 			}
 		case "invite":
@@ -216,6 +235,9 @@ func (s *Server) computeSync(ctx context.Context, req *syncRequest) (*syncRespon
 			lr, err := s.syncLeftRoom(ctx, req, m)
 			if err != nil {
 				return nil, nil, 0, err
+			}
+			if evs := streams.perRoom[m.RoomID]; evs != nil {
+				lr.AccountData.Events = evs
 			}
 			resp.Rooms.Leave[m.RoomID] = lr
 		}
