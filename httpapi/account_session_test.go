@@ -91,7 +91,7 @@ func TestCapabilities(t *testing.T) {
 	}
 	enabled := func(name string) any { m, _ := caps[name].(map[string]any); return m["enabled"] }
 	for name, want := range map[string]bool{
-		"m.change_password": false, "m.set_displayname": true, "m.set_avatar_url": true, "m.3pid_changes": false,
+		"m.change_password": true, "m.set_displayname": true, "m.set_avatar_url": true, "m.3pid_changes": false,
 	} {
 		if enabled(name) != want {
 			t.Errorf("%s = %v, want enabled %v", name, caps[name], want)

@@ -192,7 +192,7 @@ func (s *Server) adminCreateUser(r *http.Request) (int, any, error) {
 	if req.Password == nil {
 		return 0, nil, errMissingParam("password must be specified")
 	}
-	if err := checkAdminPassword(*req.Password); err != nil {
+	if err := checkNewPassword(*req.Password); err != nil {
 		return 0, nil, err
 	}
 	localpart, err := s.createNamedAccount(r.Context(), *req.Username, *req.Password, req.Admin, req.DisplayName)
@@ -203,14 +203,6 @@ func (s *Server) adminCreateUser(r *http.Request) (int, any, error) {
 	zerolog.Ctx(r.Context()).Info().Str("target_user_id", userID).Bool("admin", req.Admin).
 		Str("by", callerFrom(r.Context()).UserID).Msg("account created by an admin")
 	return http.StatusOK, map[string]any{"user_id": userID, "admin": req.Admin}, nil
-}
-
-// checkAdminPassword refuses a password no login could send.
-func checkAdminPassword(p string) error {
-	if p == "" || len(p) > maxPasswordLength || strings.ContainsRune(p, 0) {
-		return errInvalidParam("Invalid password")
-	}
-	return nil
 }
 
 // adminTarget reads the {userId} path parameter: a local account's
@@ -240,13 +232,9 @@ func (s *Server) adminDeactivateUser(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := s.store.DeactivateAccount(r.Context(), lp); err != nil {
-		if errors.Is(err, persistence.ErrNotFound) {
-			return 0, nil, errNotFound("Unknown user")
-		}
+	if err := s.deactivate(r.Context(), lp); err != nil {
 		return 0, nil, err
 	}
-	s.tokens.forgetUser(lp, "")
 	userID := s.localUserID(lp)
 	zerolog.Ctx(r.Context()).Info().Str("target_user_id", userID).
 		Str("by", callerFrom(r.Context()).UserID).Msg("account deactivated by an admin")
@@ -273,26 +261,12 @@ func (s *Server) adminResetPassword(r *http.Request) (int, any, error) {
 	if req.NewPassword == nil {
 		return 0, nil, errMissingParam("new_password must be specified")
 	}
-	if err := checkAdminPassword(*req.NewPassword); err != nil {
-		return 0, nil, err
-	}
-	hash, err := hashPassword(*req.NewPassword)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := s.store.SetPasswordHash(r.Context(), lp, hash); err != nil {
-		if errors.Is(err, persistence.ErrNotFound) {
-			return 0, nil, errNotFound("Unknown user")
-		}
+	if err := checkNewPassword(*req.NewPassword); err != nil {
 		return 0, nil, err
 	}
 	logout := req.LogoutDevices == nil || *req.LogoutDevices
-	if logout {
-		err := s.store.DeleteAllDevices(r.Context(), lp)
-		if err != nil && !errors.Is(err, persistence.ErrNotFound) {
-			return 0, nil, err
-		}
-		s.tokens.forgetUser(lp, "")
+	if err := s.setPassword(r.Context(), lp, *req.NewPassword, logout, ""); err != nil {
+		return 0, nil, err
 	}
 	zerolog.Ctx(r.Context()).Info().Str("target_user_id", s.localUserID(lp)).Bool("logout_devices", logout).
 		Str("by", callerFrom(r.Context()).UserID).Msg("password reset by an admin")

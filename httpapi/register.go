@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"net/http"
 	"strings"
@@ -27,8 +26,9 @@ const maxDeviceIDLength = 512
 var hashPassword = accounts.HashPassword
 
 // authDummy is the only user-interactive authentication stage Soma offers
-// for registration: it proves nothing, so the server keeps no session
-// state. A session ID is still handed out because clients echo it back.
+// for registration: it proves nothing, so registration keeps no session
+// state (see uia.go). A session ID is still handed out because clients
+// echo it back.
 const authDummy = "m.login.dummy"
 
 type registerRequest struct {
@@ -48,32 +48,6 @@ type registerResponse struct {
 	AccessToken string `json:"access_token,omitempty"`
 	DeviceID    string `json:"device_id,omitempty"`
 	HomeServer  string `json:"home_server"`
-}
-
-// uiaResponse is the 401 body of the user-interactive authentication API.
-type uiaResponse struct {
-	Flows     []uiaFlow      `json:"flows"`
-	Params    map[string]any `json:"params"`
-	Session   string         `json:"session"`
-	Completed []string       `json:"completed"`
-	ErrCode   string         `json:"errcode,omitempty"`
-	Err       string         `json:"error,omitempty"`
-}
-
-type uiaFlow struct {
-	Stages []string `json:"stages"`
-}
-
-func newUIAResponse(session string) *uiaResponse {
-	if session == "" {
-		session = base64.RawURLEncoding.EncodeToString(cryptoRandBytes(24))
-	}
-	return &uiaResponse{
-		Flows:     []uiaFlow{{Stages: []string{authDummy}}},
-		Params:    map[string]any{},
-		Session:   session,
-		Completed: []string{},
-	}
 }
 
 // register implements POST /register for user accounts.
@@ -112,14 +86,14 @@ func (s *Server) register(r *http.Request) (int, any, error) {
 
 	switch {
 	case req.Auth == nil:
-		return http.StatusUnauthorized, newUIAResponse(""), nil
+		return http.StatusUnauthorized, newUIAResponse("", authDummy), nil
 	case req.Auth.Type == authDummy:
 	case req.Auth.Type == "":
 		// A client retrying a session it believes complete: no stage of
 		// it has been done here.
-		return http.StatusUnauthorized, newUIAResponse(req.Auth.Session), nil
+		return http.StatusUnauthorized, newUIAResponse(req.Auth.Session, authDummy), nil
 	default:
-		resp := newUIAResponse(req.Auth.Session)
+		resp := newUIAResponse(req.Auth.Session, authDummy)
 		resp.ErrCode, resp.Err = "M_UNRECOGNIZED", "unsupported authentication type "+req.Auth.Type
 		return http.StatusUnauthorized, resp, nil
 	}

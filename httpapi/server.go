@@ -51,6 +51,8 @@ type Options struct {
 	// RegistrationSharedSecret, when set, enables shared-secret registration
 	// (/_synapse/admin/v1/register); "" leaves it off.
 	RegistrationSharedSecret string
+	// TURN is what GET /voip/turnServer hands out; the zero value serves {}.
+	TURN TURNOptions
 	// ReadinessChecks are what GET /ready requires besides the database.
 	ReadinessChecks []ReadinessCheck
 	// ReadyTimeout bounds a round of readiness checks; default 2s.
@@ -74,6 +76,8 @@ type Server struct {
 	tokens *tokenCache
 	limits *rateLimits // nil when rate limits are off
 	nonces *nonceStore // nil when shared-secret registration is off
+	uia    *uiaSessions
+	openID *openIDTokens
 	ready  *readiness
 }
 
@@ -89,6 +93,8 @@ func NewServer(opts Options, store persistence.Store, rooms RoomRequester, synce
 		opts: opts, store: store, rooms: rooms, syncer: syncer, log: log,
 		tokens: newTokenCache(),
 		limits: newRateLimits(opts.RateLimits, time.Now),
+		uia:    newUIASessions(time.Now),
+		openID: newOpenIDTokens(time.Now),
 	}
 	if opts.RegistrationSharedSecret != "" {
 		s.nonces = newNonceStore(time.Now)
