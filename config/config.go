@@ -32,6 +32,7 @@ type Config struct {
 	RateLimits   RateLimitsConfig   `yaml:"rate_limits"`
 	Log          LogConfig          `yaml:"log"`
 	Metrics      MetricsConfig      `yaml:"metrics"`
+	TURN         TURNConfig         `yaml:"turn"`
 	Debug        DebugConfig        `yaml:"debug"`
 }
 
@@ -134,6 +135,25 @@ type MetricsConfig struct {
 	MaxRoomSeries int `yaml:"max_room_series"`
 }
 
+// TURNConfig is the TURN server that clients get credentials for from
+// GET /voip/turnServer, for VoIP calls through NAT. Without URIs (the
+// default) the endpoint answers {}.
+type TURNConfig struct {
+	// URIs are the TURN server's URIs ("turn:turn.example.org:3478?transport=udp",
+	// "turns:..."), given to clients as they are.
+	URIs []string `yaml:"uris"`
+	// SharedSecret is the secret shared with the TURN server (coturn's
+	// static-auth-secret): each client gets credentials valid for
+	// UserLifetime. Set it, or Username and Password.
+	SharedSecret string `yaml:"shared_secret"`
+	// UserLifetime is how long shared-secret credentials stay valid.
+	UserLifetime Duration `yaml:"user_lifetime"`
+	// Username and Password are static credentials given to every client,
+	// for a TURN server without a shared secret.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
 // DebugConfig holds switches for testing a deployment, all off by default.
 type DebugConfig struct {
 	// FaultInjection lets admins make a room actor panic on purpose
@@ -180,6 +200,7 @@ func base() *Config {
 	c.Log.Format = "json"
 	c.Metrics.Listen = "127.0.0.1:9092"
 	c.Metrics.MaxRoomSeries = 100
+	c.TURN.UserLifetime = Duration{time.Hour}
 	return c
 }
 

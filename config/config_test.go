@@ -120,6 +120,11 @@ func otherValue(t *testing.T, key string) string {
 		"metrics.listen":                  "[::1]:9100",
 		"metrics.max_room_series":         "5",
 		"debug.fault_injection":           "true",
+		"turn.uris":                       "turn:turn.example.org:3478?transport=udp, turns:turn.example.org:5349",
+		"turn.shared_secret":              "coturn-secret",
+		"turn.user_lifetime":              "24h",
+		"turn.username":                   "soma",
+		"turn.password":                   "turn-password",
 	}[key]
 	if v == "" {
 		t.Fatalf("test has no value for key %s: add one", key)
@@ -136,6 +141,10 @@ func TestEveryKeyHasAnEnvOverride(t *testing.T) {
 			if f.key == "database.backend" {
 				env["SOMA_DATABASE_POSTGRES_DSN"] = "postgres://127.0.0.1/soma"
 			}
+			// TURN credentials need URIs, and URIs need credentials.
+			for k, v := range turnCompanions[f.key] {
+				env[k] = v
+			}
 			c, err := load("", envMap(env))
 			if err != nil {
 				t.Fatalf("%s=%s: %v", name, env[name], err)
@@ -143,6 +152,48 @@ func TestEveryKeyHasAnEnvOverride(t *testing.T) {
 			got := reflect.ValueOf(c).Elem().FieldByIndex(f.index).Interface()
 			if reflect.DeepEqual(got, root.FieldByIndex(f.index).Interface()) {
 				t.Fatalf("%s=%s left %s at its default %v", name, env[name], f.key, got)
+			}
+		})
+	}
+}
+
+// turnCompanions are the other turn keys a turn key needs to validate.
+var turnCompanions = map[string]map[string]string{
+	"turn.uris":          {"SOMA_TURN_SHARED_SECRET": "s"},
+	"turn.shared_secret": {"SOMA_TURN_URIS": "turn:t.example.org"},
+	"turn.username":      {"SOMA_TURN_URIS": "turn:t.example.org", "SOMA_TURN_PASSWORD": "p"},
+	"turn.password":      {"SOMA_TURN_URIS": "turn:t.example.org", "SOMA_TURN_USERNAME": "u"},
+}
+
+func TestTURNConfig(t *testing.T) {
+	p := writeFile(t, "turn:\n  uris:\n    - turn:turn.example.org:3478?transport=udp\n    - \"turns:turn.example.org:5349\"\n  shared_secret: s3cret\n  user_lifetime: 12h\n")
+	c, err := load(p, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := TURNConfig{
+		URIs:         []string{"turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349"},
+		SharedSecret: "s3cret", UserLifetime: Duration{12 * time.Hour},
+	}
+	if !reflect.DeepEqual(c.TURN, want) {
+		t.Fatalf("turn = %+v, want %+v", c.TURN, want)
+	}
+	// The env list is comma-separated and replaces the file's.
+	c, err = load(p, envMap(map[string]string{"SOMA_TURN_URIS": " turn:a.example.org ,turns:b.example.org,"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"turn:a.example.org", "turns:b.example.org"}; !reflect.DeepEqual(c.TURN.URIs, want) {
+		t.Fatalf("turn.uris from env = %q, want %q", c.TURN.URIs, want)
+	}
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"single value for a list", "turn:\n  uris: turn:a.example.org\n", `:2: turn.uris: want a list`},
+		{"mapping in a list", "turn:\n  uris:\n    - {a: b}\n", `:3: turn.uris: want a list of single values`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load(writeFile(t, tc.yaml), noEnv)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
 			}
 		})
 	}
@@ -289,6 +340,21 @@ func TestValidateMessages(t *testing.T) {
 		{"metrics listen", func(c *Config) { c.Metrics.Listen = "9092" }, `metrics.listen: "9092" is not host:port`},
 		{"room series negative", func(c *Config) { c.Metrics.MaxRoomSeries = -1 }, `metrics.max_room_series: must be 0 or more, got -1`},
 		{"room series off", func(c *Config) { c.Metrics.MaxRoomSeries = 0 }, ""},
+		{"turn shared secret", func(c *Config) { c.TURN.URIs = []string{"turn:t.example.org"}; c.TURN.SharedSecret = "s" }, ""},
+		{"turn static", func(c *Config) {
+			c.TURN.URIs = []string{"turns:t.example.org:5349"}
+			c.TURN.Username, c.TURN.Password = "u", "p"
+		}, ""},
+		{"turn uri scheme", func(c *Config) { c.TURN.URIs = []string{"stun:t.example.org"}; c.TURN.SharedSecret = "s" }, `turn.uris: "stun:t.example.org" is not a TURN URI`},
+		{"turn uri with a comma", func(c *Config) { c.TURN.URIs = []string{"turn:a,turn:b"}; c.TURN.SharedSecret = "s" }, `turn.uris: "turn:a,turn:b" is not a TURN URI`},
+		{"turn uris without credentials", func(c *Config) { c.TURN.URIs = []string{"turn:t.example.org"} }, `turn.uris: need credentials`},
+		{"turn secret without uris", func(c *Config) { c.TURN.SharedSecret = "s" }, `turn.uris: required when turn credentials are set`},
+		{"turn both credentials", func(c *Config) {
+			c.TURN.URIs = []string{"turn:t.example.org"}
+			c.TURN.SharedSecret, c.TURN.Username, c.TURN.Password = "s", "u", "p"
+		}, `turn.shared_secret: set either`},
+		{"turn username alone", func(c *Config) { c.TURN.URIs = []string{"turn:t.example.org"}; c.TURN.Username = "u" }, `turn.username: turn.username and turn.password go together`},
+		{"turn lifetime", func(c *Config) { c.TURN.UserLifetime.Duration = 0 }, `turn.user_lifetime: must be positive, got 0s`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()

@@ -127,6 +127,15 @@ func setValue(v reflect.Value, s string) error {
 			return fmt.Errorf("invalid number %q", s)
 		}
 		v.SetFloat(f)
+	case reflect.Slice:
+		// A list in an env value is comma-separated.
+		var items []string
+		for item := range strings.SplitSeq(s, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				items = append(items, item)
+			}
+		}
+		return setList(v, items)
 	default:
 		panic("config: unsupported field kind " + v.Kind().String())
 	}
@@ -229,6 +238,10 @@ func (d *yamlDecoder) mapping(n *yaml.Node, v reflect.Value, prefix string) {
 		if isNull(vn) {
 			continue
 		}
+		if fv.Kind() == reflect.Slice {
+			d.list(vn, fv, key)
+			continue
+		}
 		if vn.Kind != yaml.ScalarNode {
 			d.fail(vn, key, "want a single value, not a list or mapping")
 			continue
@@ -237,6 +250,39 @@ func (d *yamlDecoder) mapping(n *yaml.Node, v reflect.Value, prefix string) {
 			d.fail(vn, key, "%v", err)
 		}
 	}
+}
+
+// list sets a list key from a YAML sequence of single values.
+func (d *yamlDecoder) list(n *yaml.Node, v reflect.Value, key string) {
+	if n.Kind != yaml.SequenceNode {
+		d.fail(n, key, "want a list (e.g. [a, b]), not a single value or mapping")
+		return
+	}
+	var items []string
+	for _, item := range n.Content {
+		item = resolveAlias(item)
+		if item.Kind != yaml.ScalarNode || isNull(item) {
+			d.fail(item, key, "want a list of single values")
+			return
+		}
+		items = append(items, item.Value)
+	}
+	if err := setList(v, items); err != nil {
+		d.fail(n, key, "%v", err)
+	}
+}
+
+// setList sets a list of strings; an empty list is nil, as in Default.
+func setList(v reflect.Value, items []string) error {
+	if v.Type().Elem().Kind() != reflect.String {
+		panic("config: unsupported list element kind " + v.Type().Elem().Kind().String())
+	}
+	if len(items) == 0 {
+		v.SetZero()
+		return nil
+	}
+	v.Set(reflect.ValueOf(slices.Clone(items)).Convert(v.Type()))
+	return nil
 }
 
 func fieldByYAMLName(t reflect.Type, name string) int {

@@ -120,6 +120,31 @@ metrics:
   # series however many rooms are active. 0: totals only.
   max_room_series: 100
 
+# The TURN server for VoIP calls through NAT: clients fetch its URIs and
+# credentials from GET /_matrix/client/v3/voip/turnServer. Without uris the
+# endpoint answers {} and calls go without TURN. Give either a shared
+# secret or a static username and password.
+turn:
+  # The TURN server's URIs, handed to clients as they are, e.g.
+  # ["turn:turn.example.org:3478?transport=udp",
+  #  "turn:turn.example.org:3478?transport=tcp",
+  #  "turns:turn.example.org:5349?transport=tcp"].
+  # SOMA_TURN_URIS takes them comma-separated.
+  uris: []
+  # The secret shared with the TURN server (coturn: use-auth-secret and
+  # static-auth-secret). Each client gets a username
+  # "<expiry unix time>:<user ID>" and its HMAC-SHA1 as the password,
+  # valid for user_lifetime. Prefer SOMA_TURN_SHARED_SECRET to a file.
+  shared_secret: ""
+  # How long shared-secret credentials stay valid (also the ttl clients
+  # are told).
+  user_lifetime: 1h
+  # Static credentials every client gets, for a TURN server without a
+  # shared secret. Both or neither.
+  username: ""
+  # The password of the static credentials.
+  password: ""
+
 debug:
   # Lets admins make a room actor panic on purpose with
   # POST /_soma/admin/v1/rooms/{roomId}/fault, to watch supervision (the

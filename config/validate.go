@@ -105,7 +105,33 @@ func (c *Config) Validate() error {
 	if c.Metrics.MaxRoomSeries < 0 {
 		bad("metrics.max_room_series", "must be 0 or more, got %d", c.Metrics.MaxRoomSeries)
 	}
+	c.validateTURN(bad)
 	return errors.Join(errs...)
+}
+
+// validateTURN checks the turn section: URIs as the client API advertises
+// them, and exactly one kind of credentials whenever there are URIs.
+func (c *Config) validateTURN(bad func(key, format string, args ...any)) {
+	t := c.TURN
+	for _, u := range t.URIs {
+		if !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") || strings.ContainsAny(u, " \t\n,") {
+			bad("turn.uris", "%q is not a TURN URI (want e.g. \"turn:turn.example.org:3478?transport=udp\" or \"turns:...\")", u)
+		}
+	}
+	if t.UserLifetime.Duration <= 0 {
+		bad("turn.user_lifetime", "must be positive, got %s", t.UserLifetime)
+	}
+	static := t.Username != "" || t.Password != ""
+	switch {
+	case t.SharedSecret != "" && static:
+		bad("turn.shared_secret", "set either turn.shared_secret or turn.username and turn.password, not both")
+	case static && (t.Username == "" || t.Password == ""):
+		bad("turn.username", "turn.username and turn.password go together: set both or neither")
+	case len(t.URIs) == 0 && (t.SharedSecret != "" || static):
+		bad("turn.uris", "required when turn credentials are set")
+	case len(t.URIs) > 0 && t.SharedSecret == "" && !static:
+		bad("turn.uris", "need credentials: set turn.shared_secret, or turn.username and turn.password")
+	}
 }
 
 // ValidateServerName checks the Matrix server name grammar: a DNS name, an

@@ -386,7 +386,9 @@ func TestOpenIDRequestToken(t *testing.T) {
 	ts := newTestServer(t)
 	alice := ts.register(t, "alice")
 	bob := ts.register(t, "bob")
-	path := func(userID string) string { return clientV3 + "/user/" + url.PathEscape(userID) + "/openid/request_token" }
+	path := func(userID string) string {
+		return clientV3 + "/user/" + url.PathEscape(userID) + "/openid/request_token"
+	}
 
 	status, body := ts.do(t, "POST", path(alice.UserID), alice.Token, map[string]any{})
 	token, _ := body["access_token"].(string)

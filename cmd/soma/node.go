@@ -107,6 +107,7 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 		PublicBaseURL:       cfg.ClientAPI.PublicBaseURL,
 		RequestTimeout:      cfg.Rooms.RequestTimeout.Duration,
 		Metrics:             httpMetrics,
+		TURN:                turnOptions(cfg.TURN),
 		DefaultRoomVersion:  cfg.Rooms.DefaultVersion,
 		RateLimits: httpapi.RateLimits{
 			Enabled: cfg.RateLimits.Enabled, TrustForwardedFor: cfg.RateLimits.TrustForwardedFor,
@@ -200,5 +201,13 @@ func (n *node) stopMetrics() {
 func (n *node) closeStorage() {
 	if err := n.store.Close(); err != nil {
 		n.log.Warn().Err(err).Msg("closing storage")
+	}
+}
+
+// turnOptions is what GET /voip/turnServer hands out, from the turn section.
+func turnOptions(t config.TURNConfig) httpapi.TURNOptions {
+	return httpapi.TURNOptions{
+		URIs: t.URIs, SharedSecret: t.SharedSecret, UserLifetime: t.UserLifetime.Duration,
+		Username: t.Username, Password: t.Password,
 	}
 }
