@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/soma-chat/soma/actors/messages"
 	"github.com/soma-chat/soma/persistence"
 )
 
@@ -24,6 +25,12 @@ type RoomRequester interface {
 // never activating one (actors.ErrRoomNotActive otherwise).
 type ActiveRoomRequester interface {
 	RequestActiveRoom(ctx context.Context, roomID string, msg proto.Message) (proto.Message, error)
+}
+
+// SyncPublisher tells the node's sync notifier that a stream advanced; the
+// handlers that write account data and receipts use it.
+type SyncPublisher interface {
+	Publish(*messages.RoomAdvanced)
 }
 
 // SyncWaiter lets a long-polling /sync wait until one of the given rooms
@@ -64,6 +71,12 @@ type Options struct {
 	RoomInspector ActiveRoomRequester
 	// FaultInjection enables POST /_soma/admin/v1/rooms/{roomId}/fault.
 	FaultInjection bool
+	// Publisher wakes syncs after account data and receipt writes; nil
+	// wakes none (syncs then see them at their timeout).
+	Publisher SyncPublisher
+	// Typing is the node's typing state; nil accepts typing notifications
+	// and shows none.
+	Typing TypingTracker
 }
 
 // Server holds what the handlers depend on.
@@ -128,12 +141,18 @@ func (s *Server) Handler() http.Handler {
 			s.accountRoutes(r)
 			s.roomRoutes(r)
 			s.syncRoutes(r)
+			s.accountDataRoutes(r)
+			s.receiptRoutes(r)
+			s.typingRoutes(r)
 		})
 		// r0 is what older clients still call; the shapes are the same.
 		r.Route("/r0", func(r chi.Router) {
 			s.accountRoutes(r)
 			s.roomRoutes(r)
 			s.syncRoutes(r)
+			s.accountDataRoutes(r)
+			s.receiptRoutes(r)
+			s.typingRoutes(r)
 		})
 	})
 	return s.withProbes(r)

@@ -23,6 +23,9 @@ type syncRequest struct {
 	deviceID  string
 	since     persistence.StreamPos
 	hasSince  bool // since given: an incremental sync, even from s0
+	// typingSince is the since token's typing serial; typingTo is set by
+	// computeSync to the serial its next_batch carries.
+	typingSince, typingTo int64
 	fullState bool
 	limit     int
 	leave     bool // include left rooms in an initial sync
@@ -89,11 +92,11 @@ func (s *Server) syncHandler(r *http.Request) (int, any, error) {
 	q := r.URL.Query()
 	req := syncRequest{userID: c.UserID, deviceID: c.DeviceID, limit: defaultTimelineLimit, fullState: q.Get("full_state") == "true"}
 	if tok := q.Get("since"); tok != "" {
-		p, err := parseStreamToken(tok)
+		p, typing, err := parseSyncToken(tok)
 		if err != nil {
 			return 0, nil, err
 		}
-		req.since, req.hasSince = p, true
+		req.since, req.typingSince, req.hasSince = p, typing, true
 	}
 	f, err := parseSyncFilter(q.Get("filter"))
 	if err != nil {
@@ -122,14 +125,21 @@ func (s *Server) syncHandler(r *http.Request) (int, any, error) {
 			return http.StatusOK, resp, nil
 		}
 		woke, cancel := s.syncer.Wait(req.userID, rooms, to)
+		var typed <-chan struct{} // nil: never
+		cancelTyping := func() {}
+		if s.opts.Typing != nil {
+			typed, cancelTyping = s.opts.Typing.Wait(rooms, req.typingTo)
+		}
 		timer := time.NewTimer(time.Until(deadline))
 		select {
 		case <-woke:
+		case <-typed:
 		case <-timer.C:
 		case <-r.Context().Done():
 		}
 		timer.Stop()
 		cancel()
+		cancelTyping()
 		if r.Context().Err() != nil {
 			return http.StatusOK, resp, nil
 		}
@@ -139,6 +149,12 @@ func (s *Server) syncHandler(r *http.Request) (int, any, error) {
 // computeSync builds one response for (since, to], to being the store's
 // safe position now; it also returns the user's rooms to wait on.
 func (s *Server) computeSync(ctx context.Context, req *syncRequest) (*syncResponse, []string, persistence.StreamPos, error) {
+	// The typing serial is read first: a change after it shows again in
+	// the next sync rather than never.
+	req.typingTo = 0
+	if s.opts.Typing != nil {
+		req.typingTo = s.opts.Typing.Serial()
+	}
 	to, err := s.store.MaxStreamPos(ctx)
 	if err != nil {
 		return nil, nil, 0, err
@@ -147,7 +163,7 @@ func (s *Server) computeSync(ctx context.Context, req *syncRequest) (*syncRespon
 		to = req.since // a token from before a restart that lost nothing committed
 	}
 	resp := &syncResponse{
-		NextBatch:        streamToken(to),
+		NextBatch:        syncToken(to, req.typingTo),
 		Rooms:            syncRooms{Join: map[string]*joinedRoom{}, Invite: map[string]*invitedRoom{}, Leave: map[string]*leftRoom{}},
 		Presence:         eventList[any]{Events: []any{}},
 		AccountData:      eventList[any]{Events: []any{}},
@@ -169,13 +185,15 @@ func (s *Server) computeSync(ctx context.Context, req *syncRequest) (*syncRespon
 	if err != nil {
 		return nil, nil, 0, err
 	}
+	typing := s.typingFor(req, joined)
 	resp.AccountData.Events = streams.global
 	// In an incremental sync, skip the rooms with nothing new in one query.
 	active := map[persistence.RoomNID]bool{}
 	for _, m := range ms {
-		if _, ok := streams.perRoom[m.RoomID]; ok {
-			active[m.RoomNID] = true
-		} else if _, ok := streams.receipts[m.RoomID]; ok {
+		_, data := streams.perRoom[m.RoomID]
+		_, receipts := streams.receipts[m.RoomID]
+		_, typed := typing[m.RoomID]
+		if data || receipts || typed {
 			active[m.RoomNID] = true
 		}
 	}
@@ -216,6 +234,9 @@ func (s *Server) computeSync(ctx context.Context, req *syncRequest) (*syncRespon
 				}
 				if rc := streams.receipts[m.RoomID]; rc != nil {
 					jr.Ephemeral.Events = append(jr.Ephemeral.Events, rc)
+				}
+				if users, ok := typing[m.RoomID]; ok {
+					jr.Ephemeral.Events = append(jr.Ephemeral.Events, typingEvent(users))
 				}
 				resp.Rooms.Join[m.RoomID] = jr
 			}

@@ -28,3 +28,26 @@ func parseStreamToken(tok string) (persistence.StreamPos, error) {
 	}
 	return persistence.StreamPos(n), nil
 }
+
+// syncToken is /sync's next_batch: the stream token, then the node's
+// typing serial after an underscore ("s<position>_<typing>"). Handed to
+// /messages, it reads as its stream token.
+func syncToken(p persistence.StreamPos, typing int64) string {
+	return streamToken(p) + "_" + strconv.FormatInt(typing, 10)
+}
+
+// parseSyncToken reads a since token; a plain stream token has typing 0.
+func parseSyncToken(tok string) (persistence.StreamPos, int64, error) {
+	p, err := parseStreamToken(tok)
+	if err != nil {
+		return 0, 0, err
+	}
+	var typing int64
+	if _, t, ok := strings.Cut(tok, "_"); ok {
+		typing, err = strconv.ParseInt(t, 10, 64)
+		if err != nil || typing < 0 {
+			return 0, 0, errInvalidParam("invalid sync token")
+		}
+	}
+	return p, typing, nil
+}

@@ -119,6 +119,8 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 		RoomStats:                actorMetrics,
 		RoomInspector:            router,
 		FaultInjection:           cfg.Debug.FaultInjection,
+		Publisher:                notifier,
+		Typing:                   actors.NewTyping(),
 	}, store, router, notifier, log)
 
 	if cfg.Metrics.Listen != "" {

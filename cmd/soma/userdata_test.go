@@ -22,8 +22,8 @@ type streamSync struct {
 			} `json:"account_data"`
 			Ephemeral struct {
 				Events []struct {
-					Type    string                                           `json:"type"`
-					Content map[string]map[string]map[string]json.RawMessage `json:"content"`
+					Type    string          `json:"type"`
+					Content json.RawMessage `json:"content"`
 				} `json:"events"`
 			} `json:"ephemeral"`
 		} `json:"join"`
@@ -53,7 +53,11 @@ func (s streamSync) receiptsIn(room string) map[string]map[string][]string {
 		if ev.Type != "m.receipt" {
 			continue
 		}
-		for eventID, byType := range ev.Content {
+		var content map[string]map[string]map[string]json.RawMessage
+		if err := json.Unmarshal(ev.Content, &content); err != nil {
+			panic(fmt.Sprintf("m.receipt content %s: %v", ev.Content, err))
+		}
+		for eventID, byType := range content {
 			for typ, users := range byType {
 				if out[eventID] == nil {
 					out[eventID] = map[string][]string{}
@@ -189,4 +193,103 @@ func TestAccountDataTagsAndReceipts(t *testing.T) {
 			}
 		}
 	})
+}
+
+
+// typingIn returns a room's m.typing user IDs, and whether there was one.
+func (s streamSync) typingIn(room string) ([]string, bool) {
+	for _, ev := range s.Rooms.Join[room].Ephemeral.Events {
+		if ev.Type == "m.typing" {
+			var content struct {
+				UserIDs []string `json:"user_ids"`
+			}
+			if err := json.Unmarshal(ev.Content, &content); err != nil {
+				panic(fmt.Sprintf("m.typing content %s: %v", ev.Content, err))
+			}
+			return content.UserIDs, true
+		}
+	}
+	return nil, false
+}
+
+// TestTypingNotifications: a typing notification wakes the room's long
+// polls and shows as m.typing; stopping and expiry show as an empty list.
+// Typing is in memory only, so one backend suffices.
+func TestTypingNotifications(t *testing.T) {
+	srv := startServer(t, t.TempDir(), "SOMA_RATE_LIMITS_ENABLED=false")
+	alice, bob, eve := srv.register("alice"), srv.register("bob"), srv.register("eve")
+	var created struct {
+		RoomID string `json:"room_id"`
+	}
+	alice.must("POST", "/_matrix/client/v3/createRoom", map[string]any{"preset": "public_chat"}, &created)
+	room := created.RoomID
+	bob.must("POST", "/_matrix/client/v3/join/"+pathEscape(room), map[string]any{}, nil)
+	typingPath := func(c *client) string {
+		return "/_matrix/client/v3/rooms/" + pathEscape(room) + "/typing/" + pathEscape(c.userID)
+	}
+
+	base := bob.streamSync("", 0)
+	if _, ok := base.typingIn(room); ok {
+		t.Fatalf("nobody types yet, but the initial sync has m.typing: %+v", base.Rooms.Join[room].Ephemeral)
+	}
+	// waitTyping long-polls from since until bob's sync shows m.typing.
+	waitTyping := func(since string, change func()) streamSync {
+		t.Helper()
+		woke := make(chan streamSync, 1)
+		start := time.Now()
+		go func() { woke <- bob.streamSync(since, 20000) }()
+		time.Sleep(200 * time.Millisecond) // let the long poll register
+		change()
+		got := <-woke
+		if d := time.Since(start); d > 15*time.Second {
+			t.Fatalf("a typing change did not wake the long poll (returned after %v)", d)
+		}
+		return got
+	}
+	typing := waitTyping(base.NextBatch, func() {
+		alice.must("PUT", typingPath(alice), map[string]any{"typing": true, "timeout": 30000}, nil)
+	})
+	if users, ok := typing.typingIn(room); !ok || len(users) != 1 || users[0] != alice.userID {
+		t.Fatalf("m.typing = %v (present %v), want [%s]", users, ok, alice.userID)
+	}
+	stopped := waitTyping(typing.NextBatch, func() {
+		alice.must("PUT", typingPath(alice), map[string]any{"typing": false}, nil)
+	})
+	if users, ok := stopped.typingIn(room); !ok || len(users) != 0 {
+		t.Fatalf("after stopping m.typing = %v (present %v), want []", users, ok)
+	}
+	// A notification that is never stopped expires after its timeout.
+	alice.must("PUT", typingPath(alice), map[string]any{"typing": true, "timeout": 1000}, nil)
+	deadline := time.Now().Add(20 * time.Second)
+	since := stopped.NextBatch
+	for {
+		s := bob.streamSync(since, 5000)
+		if users, ok := s.typingIn(room); ok && len(users) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the typing notification did not expire")
+		}
+		since = s.NextBatch
+	}
+
+	for _, c := range []struct {
+		who    *client
+		path   string
+		body   any
+		status int
+		code   string
+	}{
+		{bob, typingPath(alice), map[string]any{"typing": true}, http.StatusForbidden, "M_FORBIDDEN"},
+		{eve, typingPath(eve), map[string]any{"typing": true}, http.StatusForbidden, "M_FORBIDDEN"},
+		{bob, typingPath(bob), map[string]any{}, http.StatusBadRequest, "M_MISSING_PARAM"},
+		{bob, typingPath(bob), map[string]any{"typing": "yes"}, http.StatusBadRequest, "M_BAD_JSON"},
+	} {
+		var e struct {
+			Errcode string `json:"errcode"`
+		}
+		if got := c.who.do("PUT", c.path, c.body, &e); got != c.status || e.Errcode != c.code {
+			t.Errorf("PUT %s as %s with %v: %d %s, want %d %s", c.path, c.who.userID, c.body, got, e.Errcode, c.status, c.code)
+		}
+	}
 }
