@@ -23,12 +23,13 @@ type syncRequest struct {
 	deviceID  string
 	since     persistence.StreamPos
 	hasSince  bool // since given: an incremental sync, even from s0
-	// typingSince is the since token's typing serial; typingTo is set by
-	// computeSync to the serial its next_batch carries.
-	typingSince, typingTo int64
 	fullState bool
 	limit     int
 	leave     bool // include left rooms in an initial sync
+
+	// typingSince is the since token's typing serial; typingTo is set by
+	// computeSync to the serial its next_batch carries.
+	typingSince, typingTo int64
 }
 
 type timeline struct {

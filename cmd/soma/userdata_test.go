@@ -195,7 +195,6 @@ func TestAccountDataTagsAndReceipts(t *testing.T) {
 	})
 }
 
-
 // typingIn returns a room's m.typing user IDs, and whether there was one.
 func (s streamSync) typingIn(room string) ([]string, bool) {
 	for _, ev := range s.Rooms.Join[room].Ephemeral.Events {
