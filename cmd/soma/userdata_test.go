@@ -145,11 +145,12 @@ func TestAccountDataTagsAndReceipts(t *testing.T) {
 		}
 		woke := make(chan streamSync, 1)
 		start := time.Now()
-		go func() { woke <- alice.streamSync(aliceStart.NextBatch, 20000) }()
+		go func() { woke <- alice.streamSync(aliceStart.NextBatch, 45000) }()
 		time.Sleep(200 * time.Millisecond) // let the long poll register
 		bob.must("POST", "/_matrix/client/v3/rooms/"+pathEscape(room)+"/receipt/m.read/"+pathEscape(second), map[string]any{"thread_id": "main"}, nil)
 		got := <-woke
-		if d := time.Since(start); d > 15*time.Second {
+		// Far from the 45s timeout, with room for a slow (loaded, -race) request.
+		if d := time.Since(start); d > 30*time.Second {
 			t.Fatalf("a receipt did not wake the long poll (returned after %v)", d)
 		}
 		if r := got.receiptsIn(room); len(r[second]["m.read"]) != 1 || len(r[first]) != 0 {
@@ -236,11 +237,12 @@ func TestTypingNotifications(t *testing.T) {
 		t.Helper()
 		woke := make(chan streamSync, 1)
 		start := time.Now()
-		go func() { woke <- bob.streamSync(since, 20000) }()
+		go func() { woke <- bob.streamSync(since, 45000) }()
 		time.Sleep(200 * time.Millisecond) // let the long poll register
 		change()
 		got := <-woke
-		if d := time.Since(start); d > 15*time.Second {
+		// Far from the 45s timeout, with room for a slow (loaded, -race) request.
+		if d := time.Since(start); d > 30*time.Second {
 			t.Fatalf("a typing change did not wake the long poll (returned after %v)", d)
 		}
 		return got
