@@ -8,6 +8,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 1, Name: "initial schema", SQL: schemaV1},
 	{Version: 2, Name: "txn_ids found by event NID", SQL: schemaV2},
 	{Version: 3, Name: "account data and receipts", SQL: schemaV3},
+	{Version: 4, Name: "end-to-end keys, to-device messages, device list changes", SQL: schemaV4},
 }
 
 const schemaV1 = `
@@ -180,4 +181,52 @@ CREATE TABLE receipts (
 );
 CREATE INDEX receipts_room_stream_idx ON receipts (room_nid, stream_pos);
 CREATE INDEX receipts_stream_idx ON receipts (stream_pos);
+`
+
+// schemaV4 adds end-to-end encryption keys, to-device messages and device
+// list changes; to-device and device list rows are positioned by
+// stream_pos_seq like events.
+const schemaV4 = `
+CREATE TABLE device_keys (
+	user_id    TEXT NOT NULL,
+	device_id  TEXT NOT NULL,
+	key_json   TEXT NOT NULL,
+	PRIMARY KEY (user_id, device_id)
+);
+
+CREATE TABLE one_time_keys (
+	user_id   TEXT NOT NULL,
+	device_id TEXT NOT NULL,
+	algorithm TEXT NOT NULL,
+	key_id    TEXT NOT NULL,
+	key_json  TEXT NOT NULL,
+	PRIMARY KEY (user_id, device_id, algorithm, key_id)
+);
+
+CREATE TABLE fallback_keys (
+	user_id   TEXT NOT NULL,
+	device_id TEXT NOT NULL,
+	algorithm TEXT NOT NULL,
+	key_id    TEXT NOT NULL,
+	key_json  TEXT NOT NULL,
+	used      BOOLEAN NOT NULL DEFAULT FALSE,
+	PRIMARY KEY (user_id, device_id, algorithm)
+);
+
+CREATE TABLE to_device (
+	user_id    TEXT NOT NULL,
+	device_id  TEXT NOT NULL,
+	stream_pos BIGINT NOT NULL,
+	sender     TEXT NOT NULL,
+	event_type TEXT NOT NULL,
+	content    TEXT NOT NULL,
+	PRIMARY KEY (user_id, device_id, stream_pos)
+);
+CREATE INDEX to_device_stream_idx ON to_device (stream_pos);
+
+CREATE TABLE device_list_changes (
+	user_id    TEXT NOT NULL,
+	stream_pos BIGINT NOT NULL PRIMARY KEY
+);
+CREATE INDEX device_list_changes_user_idx ON device_list_changes (user_id, stream_pos);
 `

@@ -8,6 +8,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 1, Name: "initial schema", SQL: schemaV1},
 	{Version: 2, Name: "txn_ids found by event NID", SQL: schemaV2},
 	{Version: 3, Name: "account data and receipts", SQL: schemaV3},
+	{Version: 4, Name: "end-to-end keys, to-device messages, device list changes", SQL: schemaV4},
 }
 
 // Tables keyed by a composite primary key are WITHOUT ROWID: the key is the
@@ -177,4 +178,74 @@ CREATE TABLE receipts (
 ) WITHOUT ROWID;
 CREATE INDEX receipts_room_stream_idx ON receipts (room_nid, stream_pos);
 CREATE INDEX receipts_stream_idx ON receipts (stream_pos);
+`
+
+// schemaV4 adds end-to-end encryption keys, to-device messages and device
+// list changes, and moves the stream's high-water mark into stream_high,
+// kept by triggers: to-device rows are deleted once delivered, so the
+// highest stored position may go down, and a position must never be
+// handed out twice.
+const schemaV4 = `
+CREATE TABLE device_keys (
+	user_id    TEXT NOT NULL,
+	device_id  TEXT NOT NULL,
+	key_json   TEXT NOT NULL,
+	PRIMARY KEY (user_id, device_id)
+) WITHOUT ROWID;
+
+CREATE TABLE one_time_keys (
+	user_id   TEXT NOT NULL,
+	device_id TEXT NOT NULL,
+	algorithm TEXT NOT NULL,
+	key_id    TEXT NOT NULL,
+	key_json  TEXT NOT NULL,
+	PRIMARY KEY (user_id, device_id, algorithm, key_id)
+) WITHOUT ROWID;
+
+CREATE TABLE fallback_keys (
+	user_id   TEXT NOT NULL,
+	device_id TEXT NOT NULL,
+	algorithm TEXT NOT NULL,
+	key_id    TEXT NOT NULL,
+	key_json  TEXT NOT NULL,
+	used      BOOLEAN NOT NULL DEFAULT FALSE,
+	PRIMARY KEY (user_id, device_id, algorithm)
+) WITHOUT ROWID;
+
+CREATE TABLE to_device (
+	user_id    TEXT NOT NULL,
+	device_id  TEXT NOT NULL,
+	stream_pos INTEGER NOT NULL,
+	sender     TEXT NOT NULL,
+	event_type TEXT NOT NULL,
+	content    TEXT NOT NULL,
+	PRIMARY KEY (user_id, device_id, stream_pos)
+) WITHOUT ROWID;
+CREATE INDEX to_device_stream_idx ON to_device (stream_pos);
+
+CREATE TABLE device_list_changes (
+	user_id    TEXT NOT NULL,
+	stream_pos INTEGER NOT NULL PRIMARY KEY
+);
+CREATE INDEX device_list_changes_user_idx ON device_list_changes (user_id, stream_pos);
+
+CREATE TABLE stream_high (pos INTEGER NOT NULL);
+INSERT INTO stream_high (pos) SELECT MAX(p) FROM (
+	SELECT COALESCE(MAX(stream_pos), 0) AS p FROM events
+	UNION ALL SELECT COALESCE(MAX(stream_pos), 0) FROM account_data
+	UNION ALL SELECT COALESCE(MAX(stream_pos), 0) FROM receipts);
+CREATE TRIGGER events_stream_high AFTER INSERT ON events
+	BEGIN UPDATE stream_high SET pos = NEW.stream_pos WHERE pos < NEW.stream_pos; END;
+CREATE TRIGGER account_data_stream_high_ins AFTER INSERT ON account_data
+	BEGIN UPDATE stream_high SET pos = NEW.stream_pos WHERE pos < NEW.stream_pos; END;
+CREATE TRIGGER account_data_stream_high_upd AFTER UPDATE OF stream_pos ON account_data
+	BEGIN UPDATE stream_high SET pos = NEW.stream_pos WHERE pos < NEW.stream_pos; END;
+CREATE TRIGGER receipts_stream_high_ins AFTER INSERT ON receipts
+	BEGIN UPDATE stream_high SET pos = NEW.stream_pos WHERE pos < NEW.stream_pos; END;
+CREATE TRIGGER receipts_stream_high_upd AFTER UPDATE OF stream_pos ON receipts
+	BEGIN UPDATE stream_high SET pos = NEW.stream_pos WHERE pos < NEW.stream_pos; END;
+CREATE TRIGGER to_device_stream_high AFTER INSERT ON to_device
+	BEGIN UPDATE stream_high SET pos = NEW.stream_pos WHERE pos < NEW.stream_pos; END;
+CREATE TRIGGER device_list_changes_stream_high AFTER INSERT ON device_list_changes
+	BEGIN UPDATE stream_high SET pos = NEW.stream_pos WHERE pos < NEW.stream_pos; END;
 `

@@ -49,11 +49,11 @@ func Dialect() sqlstore.Dialect {
 	return sqlstore.Dialect{
 		Name:       "sqlite",
 		Migrations: migrations,
-		// One stream for events, account data and receipts; the single
-		// writer makes MAX + 1 safe, and each MAX reads one index leaf.
-		NextStreamPos: "(SELECT MAX(p) + 1 FROM (SELECT COALESCE(MAX(stream_pos), 0) AS p FROM events" +
-			" UNION ALL SELECT COALESCE(MAX(stream_pos), 0) FROM account_data" +
-			" UNION ALL SELECT COALESCE(MAX(stream_pos), 0) FROM receipts))",
+		// One stream for events, account data, receipts, to-device
+		// messages and device list changes; stream_high (kept by
+		// triggers) is its high-water mark, and the single writer makes
+		// one past it safe.
+		NextStreamPos:         "(SELECT pos + 1 FROM stream_high)",
 		NextStateBlockNID:     "(SELECT COALESCE(MAX(block_nid), 0) + 1 FROM state_blocks)",
 		InNIDs:                "%[1]s IN (SELECT value FROM json_each(%[2]s))",
 		NIDList:               "[%s]",

@@ -29,13 +29,16 @@ INSERT INTO events (room_nid, event_id, event_type_nid, state_key_nid, depth, st
 VALUES ($1, $2, $3, $4, $5, {next_stream_pos}, $6, $7, $8, $9)
 RETURNING event_nid, stream_pos`
 
-// selectMaxStreamPosSQL is the highest position of the one stream that
-// events, account data and receipts share.
+// selectMaxStreamPosSQL is the highest stored position of the one stream
+// that events, account data, receipts, to-device messages and device list
+// changes share.
 const selectMaxStreamPosSQL = `
 SELECT MAX(p) FROM (
 	SELECT COALESCE(MAX(stream_pos), 0) AS p FROM events
 	UNION ALL SELECT COALESCE(MAX(stream_pos), 0) FROM account_data
 	UNION ALL SELECT COALESCE(MAX(stream_pos), 0) FROM receipts
+	UNION ALL SELECT COALESCE(MAX(stream_pos), 0) FROM to_device
+	UNION ALL SELECT COALESCE(MAX(stream_pos), 0) FROM device_list_changes
 ) AS streams`
 
 const selectEventByIDSQL = "SELECT " + eventColumns + " FROM events e" + eventLookups + `
