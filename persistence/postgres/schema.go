@@ -9,6 +9,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 2, Name: "txn_ids found by event NID", SQL: schemaV2},
 	{Version: 3, Name: "account data and receipts", SQL: schemaV3},
 	{Version: 4, Name: "end-to-end keys, to-device messages, device list changes", SQL: schemaV4},
+	{Version: 5, Name: "media repository", SQL: schemaV5},
 }
 
 const schemaV1 = `
@@ -229,4 +230,36 @@ CREATE TABLE device_list_changes (
 	stream_pos BIGINT NOT NULL PRIMARY KEY
 );
 CREATE INDEX device_list_changes_user_idx ON device_list_changes (user_id, stream_pos);
+`
+
+// schemaV5 adds the media repository's metadata. The files are on disk,
+// named by their SHA-256: several items may share one (the index finds
+// the items of a file, for deleting it once none is left).
+const schemaV5 = `
+CREATE TABLE media (
+	server_name  TEXT NOT NULL,
+	media_id     TEXT NOT NULL,
+	content_type TEXT NOT NULL,
+	upload_name  TEXT NOT NULL,
+	file_size    BIGINT NOT NULL,
+	sha256       TEXT NOT NULL,
+	uploader     TEXT NOT NULL,
+	created_ts   BIGINT NOT NULL,
+	PRIMARY KEY (server_name, media_id)
+);
+CREATE INDEX media_sha256_idx ON media (sha256);
+
+CREATE TABLE media_thumbnails (
+	server_name  TEXT NOT NULL,
+	media_id     TEXT NOT NULL,
+	width        INTEGER NOT NULL,
+	height       INTEGER NOT NULL,
+	method       TEXT NOT NULL,
+	content_type TEXT NOT NULL,
+	file_size    BIGINT NOT NULL,
+	sha256       TEXT NOT NULL,
+	created_ts   BIGINT NOT NULL,
+	PRIMARY KEY (server_name, media_id, width, height, method)
+);
+CREATE INDEX media_thumbnails_sha256_idx ON media_thumbnails (sha256);
 `

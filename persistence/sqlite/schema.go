@@ -9,6 +9,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 2, Name: "txn_ids found by event NID", SQL: schemaV2},
 	{Version: 3, Name: "account data and receipts", SQL: schemaV3},
 	{Version: 4, Name: "end-to-end keys, to-device messages, device list changes", SQL: schemaV4},
+	{Version: 5, Name: "media repository", SQL: schemaV5},
 }
 
 // Tables keyed by a composite primary key are WITHOUT ROWID: the key is the
@@ -248,4 +249,36 @@ CREATE TRIGGER to_device_stream_high AFTER INSERT ON to_device
 	BEGIN UPDATE stream_high SET pos = NEW.stream_pos WHERE pos < NEW.stream_pos; END;
 CREATE TRIGGER device_list_changes_stream_high AFTER INSERT ON device_list_changes
 	BEGIN UPDATE stream_high SET pos = NEW.stream_pos WHERE pos < NEW.stream_pos; END;
+`
+
+// schemaV5 adds the media repository's metadata. The files are on disk,
+// named by their SHA-256: several items may share one (the index finds
+// the items of a file, for deleting it once none is left).
+const schemaV5 = `
+CREATE TABLE media (
+	server_name  TEXT NOT NULL,
+	media_id     TEXT NOT NULL,
+	content_type TEXT NOT NULL,
+	upload_name  TEXT NOT NULL,
+	file_size    INTEGER NOT NULL,
+	sha256       TEXT NOT NULL,
+	uploader     TEXT NOT NULL,
+	created_ts   INTEGER NOT NULL,
+	PRIMARY KEY (server_name, media_id)
+) WITHOUT ROWID;
+CREATE INDEX media_sha256_idx ON media (sha256);
+
+CREATE TABLE media_thumbnails (
+	server_name  TEXT NOT NULL,
+	media_id     TEXT NOT NULL,
+	width        INTEGER NOT NULL,
+	height       INTEGER NOT NULL,
+	method       TEXT NOT NULL,
+	content_type TEXT NOT NULL,
+	file_size    INTEGER NOT NULL,
+	sha256       TEXT NOT NULL,
+	created_ts   INTEGER NOT NULL,
+	PRIMARY KEY (server_name, media_id, width, height, method)
+) WITHOUT ROWID;
+CREATE INDEX media_thumbnails_sha256_idx ON media_thumbnails (sha256);
 `

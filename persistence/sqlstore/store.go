@@ -49,6 +49,8 @@ type Store struct {
 	txnIDs         *txnIDsTable
 	accountData    *accountDataTable
 	receipts       *receiptsTable
+	media          *mediaTable
+	thumbnails     *mediaThumbnailsTable
 }
 
 var _ persistence.Store = (*Store)(nil)
@@ -82,6 +84,8 @@ func Open(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	s.txnIDs = prepareTxnIDsTable(p)
 	s.accountData = prepareAccountDataTable(p)
 	s.receipts = prepareReceiptsTable(p)
+	s.media = prepareMediaTable(p)
+	s.thumbnails = prepareMediaThumbnailsTable(p)
 	s.stmts = p.stmts
 	if p.err != nil {
 		s.closeStmts()

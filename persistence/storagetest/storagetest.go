@@ -54,6 +54,8 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"AccountDataSharesTheEventStream", testAccountData},
 		{"ReceiptsReplacePerTypeAndThread", testReceipts},
 		{"StreamRowsTakeDistinctPositionsConcurrently", testStreamRowsUnderConcurrency},
+		{"MediaIsKeyedByServerNameAndMediaID", testMedia},
+		{"ThumbnailsAreKeptOncePerSizeAndMethod", testMediaThumbnails},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
