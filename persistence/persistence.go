@@ -48,6 +48,7 @@ type Store interface {
 	RoomInspector
 	UserStreams
 	MediaStore
+	Directory
 	// MaxStreamPos is the highest position below which every event is
 	// committed and readable: a reader bounded by it never misses an event
 	// that commits later with a lower position.

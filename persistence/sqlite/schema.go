@@ -10,6 +10,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 3, Name: "account data and receipts", SQL: schemaV3},
 	{Version: 4, Name: "end-to-end keys, to-device messages, device list changes", SQL: schemaV4},
 	{Version: 5, Name: "media repository", SQL: schemaV5},
+	{Version: 6, Name: "room aliases and the public room list", SQL: schemaV6},
 }
 
 // Tables keyed by a composite primary key are WITHOUT ROWID: the key is the
@@ -281,4 +282,21 @@ CREATE TABLE media_thumbnails (
 	PRIMARY KEY (server_name, media_id, width, height, method)
 ) WITHOUT ROWID;
 CREATE INDEX media_thumbnails_sha256_idx ON media_thumbnails (sha256);
+`
+
+// schemaV6 adds the room directory: local room aliases and which rooms
+// are published in the public room list.
+const schemaV6 = `
+CREATE TABLE room_aliases (
+	alias      TEXT PRIMARY KEY,
+	room_id    TEXT NOT NULL,
+	creator    TEXT NOT NULL,
+	created_ts INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX room_aliases_room_idx ON room_aliases (room_id);
+
+CREATE TABLE room_visibility (
+	room_id    TEXT PRIMARY KEY,
+	visibility TEXT NOT NULL
+) WITHOUT ROWID;
 `

@@ -51,6 +51,9 @@ type Store struct {
 	receipts       *receiptsTable
 	media          *mediaTable
 	thumbnails     *mediaThumbnailsTable
+	roomAliases    *roomAliasesTable
+	roomVisibility *roomVisibilityTable
+	userDirectory  *userDirectoryQueries
 }
 
 var _ persistence.Store = (*Store)(nil)
@@ -86,6 +89,9 @@ func Open(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	s.receipts = prepareReceiptsTable(p)
 	s.media = prepareMediaTable(p)
 	s.thumbnails = prepareMediaThumbnailsTable(p)
+	s.roomAliases = prepareRoomAliasesTable(p)
+	s.roomVisibility = prepareRoomVisibilityTable(p)
+	s.userDirectory = prepareUserDirectoryQueries(p)
 	s.stmts = p.stmts
 	if p.err != nil {
 		s.closeStmts()

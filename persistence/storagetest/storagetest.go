@@ -56,6 +56,10 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"StreamRowsTakeDistinctPositionsConcurrently", testStreamRowsUnderConcurrency},
 		{"MediaIsKeyedByServerNameAndMediaID", testMedia},
 		{"ThumbnailsAreKeptOncePerSizeAndMethod", testMediaThumbnails},
+		{"RoomAliasesMapToOneRoomEach", testRoomAliases},
+		{"ConcurrentInsertsOfOneAliasLetOneWin", testRoomAliasRace},
+		{"PublicRoomsListByJoinedMembers", testPublicRooms},
+		{"LocalUsersAreSearchedByIDAndDisplayName", testSearchLocalUsers},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
