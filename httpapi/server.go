@@ -92,6 +92,9 @@ type Server struct {
 	uia    *uiaSessions
 	openID *openIDTokens
 	ready  *readiness
+
+	// toDeviceTxns are the to-device transactions done lately.
+	toDeviceTxns txnSet
 }
 
 // NewServer wires a Server; Handler returns its routes.
@@ -144,6 +147,7 @@ func (s *Server) Handler() http.Handler {
 			s.accountDataRoutes(r)
 			s.receiptRoutes(r)
 			s.typingRoutes(r)
+			s.keysRoutes(r)
 		})
 		// r0 is what older clients still call; the shapes are the same.
 		r.Route("/r0", func(r chi.Router) {
@@ -153,6 +157,7 @@ func (s *Server) Handler() http.Handler {
 			s.accountDataRoutes(r)
 			s.receiptRoutes(r)
 			s.typingRoutes(r)
+			s.keysRoutes(r)
 		})
 	})
 	return s.withProbes(r)

@@ -78,11 +78,14 @@ type syncResponse struct {
 		Left    []string `json:"left"`
 	} `json:"device_lists"`
 	OneTimeKeysCount map[string]int `json:"device_one_time_keys_count"`
+	// UnusedFallbackKeyTypes is always present: clients read its absence
+	// as a server without fallback keys.
+	UnusedFallbackKeyTypes []string `json:"device_unused_fallback_key_types"`
 }
 
 func (r *syncResponse) empty() bool {
 	return len(r.Rooms.Join) == 0 && len(r.Rooms.Invite) == 0 && len(r.Rooms.Leave) == 0 &&
-		len(r.AccountData.Events) == 0
+		len(r.AccountData.Events) == 0 && len(r.ToDevice.Events) == 0 && len(r.DeviceLists.Changed) == 0
 }
 
 // syncHandler: GET /sync. It reads projections up to the store's safe
@@ -188,6 +191,9 @@ func (s *Server) computeSync(ctx context.Context, req *syncRequest) (*syncRespon
 	}
 	typing := s.typingFor(req, joined)
 	resp.AccountData.Events = streams.global
+	if err := s.syncDeviceStreams(ctx, req, to, resp); err != nil {
+		return nil, nil, 0, err
+	}
 	// In an incremental sync, skip the rooms with nothing new in one query.
 	active := map[persistence.RoomNID]bool{}
 	for _, m := range ms {

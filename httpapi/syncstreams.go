@@ -104,3 +104,46 @@ func (s *Server) readStreamsFor(ctx context.Context, req *syncRequest, ms []pers
 	}
 	return s.readSyncStreams(ctx, req, to, full, incremental)
 }
+
+// toDeviceEvent is a to-device message as /sync shows it.
+type toDeviceEvent struct {
+	Sender  string          `json:"sender"`
+	Type    string          `json:"type"`
+	Content json.RawMessage `json:"content"`
+}
+
+// syncDeviceStreams fills the syncing device's part of the response: its
+// to-device messages in (since, to] (those up to since, which the client
+// acknowledged by sending since, are deleted), its one-time key counts and
+// unused fallback key types, and, incrementally, the users whose devices
+// changed.
+func (s *Server) syncDeviceStreams(ctx context.Context, req *syncRequest, to persistence.StreamPos, resp *syncResponse) error {
+	if req.since > 0 {
+		if err := s.store.DeleteToDeviceUpTo(ctx, req.userID, req.deviceID, req.since); err != nil {
+			return err
+		}
+	}
+	// Every message up to to is delivered now: the next token acknowledges
+	// them all, so none may be held back.
+	msgs, err := s.store.ToDeviceBetween(ctx, req.userID, req.deviceID, req.since, to, 1<<30)
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		resp.ToDevice.Events = append(resp.ToDevice.Events, toDeviceEvent{Sender: m.Sender, Type: m.Type, Content: m.Content})
+	}
+	if resp.OneTimeKeysCount, err = s.oneTimeKeyCounts(ctx, req.userID, req.deviceID); err != nil {
+		return err
+	}
+	if resp.UnusedFallbackKeyTypes, err = s.store.UnusedFallbackKeyTypes(ctx, req.userID, req.deviceID); err != nil {
+		return err
+	}
+	if req.hasSince && req.since > 0 {
+		changed, err := s.store.DeviceListChangesBetween(ctx, req.userID, req.since, to)
+		if err != nil {
+			return err
+		}
+		resp.DeviceLists.Changed = changed
+	}
+	return nil
+}

@@ -47,6 +47,7 @@ type Store interface {
 	RoomReader
 	RoomInspector
 	UserStreams
+	KeyStore
 	MediaStore
 	Directory
 	// MaxStreamPos is the highest position below which every event is

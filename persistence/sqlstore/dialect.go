@@ -15,6 +15,8 @@ import (
 //     expressions for the next stream position and state block NID;
 //   - IN_NIDS(column, $n) becomes the dialect's test of column against a
 //     list of NIDs passed as the one text parameter $n (see NIDList);
+//   - {skip_locked} ends a SELECT of rows to claim: FOR UPDATE SKIP LOCKED,
+//     or nothing on a SingleWriter database, where no claim races;
 //   - $n becomes ?n when NumberedQuestionMarks is set.
 type Dialect struct {
 	// Name is the backend's name, used in errors.
@@ -63,9 +65,14 @@ var (
 
 // rewrite turns a statement of this package into the dialect's SQL.
 func (d *Dialect) rewrite(query string) (string, error) {
+	skipLocked := "FOR UPDATE SKIP LOCKED"
+	if d.SingleWriter {
+		skipLocked = ""
+	}
 	q := strings.NewReplacer(
 		"{next_stream_pos}", d.NextStreamPos,
 		"{next_state_block_nid}", d.NextStateBlockNID,
+		"{skip_locked}", skipLocked,
 	).Replace(query)
 	q = inNIDsMacro.ReplaceAllStringFunc(q, func(m string) string {
 		sub := inNIDsMacro.FindStringSubmatch(m)

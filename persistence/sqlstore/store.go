@@ -49,11 +49,17 @@ type Store struct {
 	txnIDs         *txnIDsTable
 	accountData    *accountDataTable
 	receipts       *receiptsTable
-	media          *mediaTable
-	thumbnails     *mediaThumbnailsTable
-	roomAliases    *roomAliasesTable
-	roomVisibility *roomVisibilityTable
-	userDirectory  *userDirectoryQueries
+	// End-to-end encryption (keys.go).
+	deviceKeys        *deviceKeysTable
+	oneTimeKeys       *oneTimeKeysTable
+	fallbackKeys      *fallbackKeysTable
+	toDevice          *toDeviceTable
+	deviceListChanges *deviceListChangesTable
+	roomAliases       *roomAliasesTable
+	roomVisibility    *roomVisibilityTable
+	userDirectory     *userDirectoryQueries
+	media             *mediaTable
+	thumbnails        *mediaThumbnailsTable
 }
 
 var _ persistence.Store = (*Store)(nil)
@@ -87,11 +93,16 @@ func Open(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	s.txnIDs = prepareTxnIDsTable(p)
 	s.accountData = prepareAccountDataTable(p)
 	s.receipts = prepareReceiptsTable(p)
-	s.media = prepareMediaTable(p)
-	s.thumbnails = prepareMediaThumbnailsTable(p)
+	s.deviceKeys = prepareDeviceKeysTable(p)
+	s.oneTimeKeys = prepareOneTimeKeysTable(p)
+	s.fallbackKeys = prepareFallbackKeysTable(p)
+	s.toDevice = prepareToDeviceTable(p)
+	s.deviceListChanges = prepareDeviceListChangesTable(p)
 	s.roomAliases = prepareRoomAliasesTable(p)
 	s.roomVisibility = prepareRoomVisibilityTable(p)
 	s.userDirectory = prepareUserDirectoryQueries(p)
+	s.media = prepareMediaTable(p)
+	s.thumbnails = prepareMediaThumbnailsTable(p)
 	s.stmts = p.stmts
 	if p.err != nil {
 		s.closeStmts()

@@ -73,27 +73,43 @@ func (s *Store) ReceiptsBetween(ctx context.Context, rooms []persistence.RoomNID
 }
 
 // writeStreamRow runs one statement that takes a stream position, in its
-// own transaction, keeping the stream tracker told: the position is
-// pending from the statement's return until the transaction ends.
+// own transaction (see writeStream).
 func (s *Store) writeStreamRow(ctx context.Context, insert func(tx *sql.Tx) (persistence.StreamPos, error)) (persistence.StreamPos, error) {
 	var pos persistence.StreamPos
-	var allocated bool
-	committed := false
-	defer func() {
-		if allocated {
-			s.streams.finish([]persistence.StreamPos{pos}, committed)
-		}
-	}()
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		alloc := s.streams.beginAlloc()
-		p, err := insert(tx)
-		s.streams.endAlloc(alloc, p, err == nil)
-		if err != nil {
-			return err
-		}
-		pos, allocated = p, true
-		return nil
+	err := s.writeStream(ctx, func(tx *sql.Tx, w *streamWrite) error {
+		var err error
+		pos, err = w.take(func() (persistence.StreamPos, error) { return insert(tx) })
+		return err
 	})
-	committed = err == nil
 	return pos, err
+}
+
+// streamWrite is a transaction whose statements take stream positions.
+type streamWrite struct {
+	s         *Store
+	positions []persistence.StreamPos
+}
+
+// take runs one statement that takes a position, keeping the stream
+// tracker told: the position is pending from the statement's return until
+// the transaction ends.
+func (w *streamWrite) take(insert func() (persistence.StreamPos, error)) (persistence.StreamPos, error) {
+	alloc := w.s.streams.beginAlloc()
+	p, err := insert()
+	w.s.streams.endAlloc(alloc, p, err == nil)
+	if err == nil {
+		w.positions = append(w.positions, p)
+	}
+	return p, err
+}
+
+// writeStream runs fn in a write transaction; the positions its takes
+// allocated become readable when it commits, and never otherwise.
+func (s *Store) writeStream(ctx context.Context, fn func(tx *sql.Tx, w *streamWrite) error) error {
+	w := &streamWrite{s: s}
+	committed := false
+	defer func() { s.streams.finish(w.positions, committed) }()
+	err := s.writeTx(ctx, func(tx *sql.Tx) error { return fn(tx, w) })
+	committed = err == nil
+	return err
 }
