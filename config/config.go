@@ -33,6 +33,7 @@ type Config struct {
 	Log          LogConfig          `yaml:"log"`
 	Metrics      MetricsConfig      `yaml:"metrics"`
 	TURN         TURNConfig         `yaml:"turn"`
+	Media        MediaConfig        `yaml:"media"`
 	Debug        DebugConfig        `yaml:"debug"`
 }
 
@@ -154,6 +155,15 @@ type TURNConfig struct {
 	Password string `yaml:"password"`
 }
 
+// MediaConfig is the media repository (uploads, downloads, thumbnails).
+type MediaConfig struct {
+	// Path is the directory of the uploaded files and thumbnails, each
+	// named by its SHA-256; default <data_dir>/media.
+	Path string `yaml:"path"`
+	// MaxUploadSize is the largest upload accepted, in bytes.
+	MaxUploadSize int64 `yaml:"max_upload_size"`
+}
+
 // DebugConfig holds switches for testing a deployment, all off by default.
 type DebugConfig struct {
 	// FaultInjection lets admins make a room actor panic on purpose
@@ -201,6 +211,7 @@ func base() *Config {
 	c.Metrics.Listen = "127.0.0.1:9092"
 	c.Metrics.MaxRoomSeries = 100
 	c.TURN.UserLifetime = Duration{time.Hour}
+	c.Media.MaxUploadSize = 50 << 20
 	return c
 }
 
@@ -211,6 +222,9 @@ func (c *Config) deriveDefaults() {
 	}
 	if c.Database.SQLitePath == "" && c.DataDir != "" {
 		c.Database.SQLitePath = filepath.Join(c.DataDir, "soma.db")
+	}
+	if c.Media.Path == "" && c.DataDir != "" {
+		c.Media.Path = filepath.Join(c.DataDir, "media")
 	}
 	if c.ClientAPI.PublicBaseURL == "" {
 		c.ClientAPI.PublicBaseURL = baseURLFor(c.ClientAPI.Listen)

@@ -35,6 +35,7 @@ func TestDefaultIsValid(t *testing.T) {
 	}
 	if c.SigningKeyPath != filepath.Join("data", "signing.key") ||
 		c.Database.SQLitePath != filepath.Join("data", "soma.db") ||
+		c.Media.Path != filepath.Join("data", "media") ||
 		c.ClientAPI.PublicBaseURL != "http://127.0.0.1:8008" {
 		t.Fatalf("derived defaults: %+v", c)
 	}
@@ -125,6 +126,8 @@ func otherValue(t *testing.T, key string) string {
 		"turn.user_lifetime":              "24h",
 		"turn.username":                   "soma",
 		"turn.password":                   "turn-password",
+		"media.path":                      "/srv/soma-media",
+		"media.max_upload_size":           "1048576",
 	}[key]
 	if v == "" {
 		t.Fatalf("test has no value for key %s: add one", key)
@@ -355,6 +358,8 @@ func TestValidateMessages(t *testing.T) {
 		}, `turn.shared_secret: set either`},
 		{"turn username alone", func(c *Config) { c.TURN.URIs = []string{"turn:t.example.org"}; c.TURN.Username = "u" }, `turn.username: turn.username and turn.password go together`},
 		{"turn lifetime", func(c *Config) { c.TURN.UserLifetime.Duration = 0 }, `turn.user_lifetime: must be positive, got 0s`},
+		{"media path", func(c *Config) { c.Media.Path = "" }, `media.path: must not be empty`},
+		{"media upload size", func(c *Config) { c.Media.MaxUploadSize = 0 }, `media.max_upload_size: must be at least 1 byte, got 0`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()

@@ -145,6 +145,17 @@ turn:
   # The password of the static credentials.
   password: ""
 
+# The media repository: files uploaded with POST /_matrix/media/v3/upload
+# and served by the download and thumbnail endpoints.
+media:
+  # The directory of the files and generated thumbnails, each named by its
+  # SHA-256 (the same content uploaded twice is stored once). Empty means
+  # <data_dir>/media.
+  path: ""
+  # The largest upload accepted, in bytes (52428800: 50 MiB); larger ones
+  # get 413 M_TOO_LARGE. Clients read it from the media config endpoint.
+  max_upload_size: 52428800
+
 debug:
   # Lets admins make a room actor panic on purpose with
   # POST /_soma/admin/v1/rooms/{roomId}/fault, to watch supervision (the

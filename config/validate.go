@@ -106,6 +106,12 @@ func (c *Config) Validate() error {
 		bad("metrics.max_room_series", "must be 0 or more, got %d", c.Metrics.MaxRoomSeries)
 	}
 	c.validateTURN(bad)
+	if c.Media.Path == "" {
+		bad("media.path", "must not be empty")
+	}
+	if c.Media.MaxUploadSize < 1 {
+		bad("media.max_upload_size", "must be at least 1 byte, got %d", c.Media.MaxUploadSize)
+	}
 	return errors.Join(errs...)
 }
 

@@ -77,6 +77,8 @@ type Options struct {
 	// Typing is the node's typing state; nil accepts typing notifications
 	// and shows none.
 	Typing TypingTracker
+	// Media is the media repository; without Files it is not served.
+	Media MediaOptions
 }
 
 // Server holds what the handlers depend on.
@@ -92,6 +94,7 @@ type Server struct {
 	uia    *uiaSessions
 	openID *openIDTokens
 	ready  *readiness
+	media  *mediaState
 
 	// toDeviceTxns are the to-device transactions done lately.
 	toDeviceTxns txnSet
@@ -111,6 +114,7 @@ func NewServer(opts Options, store persistence.Store, rooms RoomRequester, synce
 		limits: newRateLimits(opts.RateLimits, time.Now),
 		uia:    newUIASessions(time.Now),
 		openID: newOpenIDTokens(time.Now),
+		media:  newMediaState(),
 	}
 	if opts.RegistrationSharedSecret != "" {
 		s.nonces = newNonceStore(time.Now)
@@ -138,6 +142,7 @@ func (s *Server) Handler() http.Handler {
 	s.sharedSecretRoutes(r)
 	s.adminRoutes(r)
 	s.adminPageRoutes(r)
+	s.mediaRoutes(r)
 	r.Route("/_matrix/client", func(r chi.Router) {
 		r.Get("/versions", s.serve(s.versions))
 		r.Route("/v3", func(r chi.Router) {

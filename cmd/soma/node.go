@@ -22,6 +22,7 @@ import (
 	"github.com/soma-chat/soma/httpapi"
 	"github.com/soma-chat/soma/persistence"
 	"github.com/soma-chat/soma/persistence/backends"
+	"github.com/soma-chat/soma/persistence/mediafiles"
 	"github.com/soma-chat/soma/rooms"
 )
 
@@ -75,6 +76,11 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 		return nil, fmt.Errorf("database: %w", err)
 	}
 	n := &node{log: log, store: store, failed: make(chan error, 1)}
+	mediaFiles, err := mediafiles.Open(cfg.Media.Path)
+	if err != nil {
+		n.closeStorage()
+		return nil, fmt.Errorf("media.path: %w", err)
+	}
 	n.system = actors.NewSystem(log)
 	actorMetrics := metrics.New(metrics.Options{MaxRoomSeries: cfg.Metrics.MaxRoomSeries})
 	actorMetrics.WatchDeadLetters(n.system)
@@ -121,6 +127,7 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 		FaultInjection:           cfg.Debug.FaultInjection,
 		Publisher:                notifier,
 		Typing:                   actors.NewTyping(),
+		Media:                    httpapi.MediaOptions{Files: mediaFiles, MaxUploadSize: cfg.Media.MaxUploadSize},
 	}, store, router, notifier, log)
 
 	if cfg.Metrics.Listen != "" {
