@@ -11,6 +11,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 4, Name: "end-to-end keys, to-device messages, device list changes", SQL: schemaV4},
 	{Version: 5, Name: "media repository", SQL: schemaV5},
 	{Version: 6, Name: "room aliases and the public room list", SQL: schemaV6},
+	{Version: 7, Name: "redactions", SQL: schemaV7},
 }
 
 const schemaV1 = `
@@ -279,5 +280,13 @@ CREATE INDEX room_aliases_room_idx ON room_aliases (room_id);
 CREATE TABLE room_visibility (
 	room_id    TEXT PRIMARY KEY,
 	visibility TEXT NOT NULL
+);
+`
+
+// schemaV7 records the redactions a room applied (see the SQLite schemaV7).
+const schemaV7 = `
+CREATE TABLE redactions (
+	redacts_nid   BIGINT PRIMARY KEY,
+	redaction_nid BIGINT NOT NULL
 );
 `

@@ -11,6 +11,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 4, Name: "end-to-end keys, to-device messages, device list changes", SQL: schemaV4},
 	{Version: 5, Name: "media repository", SQL: schemaV5},
 	{Version: 6, Name: "room aliases and the public room list", SQL: schemaV6},
+	{Version: 7, Name: "redactions", SQL: schemaV7},
 }
 
 // Tables keyed by a composite primary key are WITHOUT ROWID: the key is the
@@ -299,4 +300,13 @@ CREATE TABLE room_visibility (
 	room_id    TEXT PRIMARY KEY,
 	visibility TEXT NOT NULL
 ) WITHOUT ROWID;
+`
+
+// schemaV7 records the redactions a room applied: event NID → the NID of
+// the redaction that redacted it.
+const schemaV7 = `
+CREATE TABLE redactions (
+	redacts_nid   INTEGER PRIMARY KEY,
+	redaction_nid INTEGER NOT NULL
+);
 `

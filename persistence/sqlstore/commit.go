@@ -176,6 +176,11 @@ func (c *commit) run(ctx context.Context, tx *sql.Tx) error {
 				return fmt.Errorf("txn ID of %s: %w", ev.EventID, err)
 			}
 		}
+		if ev.Redacts != "" {
+			if err := s.redactions.InsertRedaction(ctx, tx, ev.Redacts, int64(ins.NID)); err != nil {
+				return fmt.Errorf("redaction by %s: %w", ev.EventID, err)
+			}
+		}
 	}
 	if req.NewRoom != nil {
 		return s.rooms.InsertRoomHead(ctx, tx, &persistence.RoomHead{

@@ -16,12 +16,14 @@ import (
 // reported as bad data rather than silently dropping the event.
 const eventColumns = `e.event_nid, e.room_nid, r.room_id, r.room_version, e.event_id,
 	t.event_type, e.state_key_nid, k.state_key, e.sender, e.depth, e.origin_server_ts,
-	e.stream_pos, e.state_before_nid, e.event_json`
+	e.stream_pos, e.state_before_nid, e.event_json, re.event_id, re.event_json`
 
 const eventLookups = `
 LEFT JOIN rooms r ON r.room_nid = e.room_nid
 LEFT JOIN event_types t ON t.event_type_nid = e.event_type_nid
-LEFT JOIN event_state_keys k ON k.state_key_nid = e.state_key_nid`
+LEFT JOIN event_state_keys k ON k.state_key_nid = e.state_key_nid
+LEFT JOIN redactions rd ON rd.redacts_nid = e.event_nid
+LEFT JOIN events re ON re.event_nid = rd.redaction_nid`
 
 const insertEventSQL = `
 INSERT INTO events (room_nid, event_id, event_type_nid, state_key_nid, depth, stream_pos,
@@ -187,10 +189,10 @@ type rowScanner interface {
 // scanEvent reads the eventColumns of one row.
 func scanEvent(row rowScanner) (persistence.StoredEvent, error) {
 	var ev persistence.StoredEvent
-	var roomID, roomVersion, evType, stateKey sql.NullString
+	var roomID, roomVersion, evType, stateKey, redactedBy sql.NullString
 	var keyNID int64
 	err := row.Scan(&ev.NID, &ev.RoomNID, &roomID, &roomVersion, &ev.EventID, &evType, &keyNID, &stateKey,
-		&ev.Sender, &ev.Depth, &ev.OriginServerTS, &ev.StreamPos, &ev.StateBefore, &ev.JSON)
+		&ev.Sender, &ev.Depth, &ev.OriginServerTS, &ev.StreamPos, &ev.StateBefore, &ev.JSON, &redactedBy, &ev.Redaction)
 	if err != nil {
 		return ev, err
 	}
@@ -203,6 +205,7 @@ func scanEvent(row rowScanner) (persistence.StoredEvent, error) {
 		return ev, fmt.Errorf("event %s: its state key NID %d is not stored", ev.EventID, keyNID)
 	}
 	ev.RoomID, ev.RoomVersion, ev.Type = roomID.String, roomVersion.String, evType.String
+	ev.RedactedBy = redactedBy.String
 	if keyNID != 0 {
 		key := stateKey.String
 		ev.StateKey = &key

@@ -49,12 +49,18 @@ type Store struct {
 	txnIDs         *txnIDsTable
 	accountData    *accountDataTable
 	receipts       *receiptsTable
+	redactions     *redactionsTable
 	// End-to-end encryption (keys.go).
 	deviceKeys        *deviceKeysTable
 	oneTimeKeys       *oneTimeKeysTable
 	fallbackKeys      *fallbackKeysTable
 	toDevice          *toDeviceTable
 	deviceListChanges *deviceListChangesTable
+	// Cross-signing (crosssigning.go) and key backup (keybackup.go).
+	crossSigningKeys       *crossSigningKeysTable
+	crossSigningSignatures *crossSigningSignaturesTable
+	keyBackupVersions      *keyBackupVersionsTable
+	keyBackupSessions      *keyBackupSessionsTable
 	roomAliases       *roomAliasesTable
 	roomVisibility    *roomVisibilityTable
 	userDirectory     *userDirectoryQueries
@@ -93,11 +99,16 @@ func Open(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	s.txnIDs = prepareTxnIDsTable(p)
 	s.accountData = prepareAccountDataTable(p)
 	s.receipts = prepareReceiptsTable(p)
+	s.redactions = prepareRedactionsTable(p)
 	s.deviceKeys = prepareDeviceKeysTable(p)
 	s.oneTimeKeys = prepareOneTimeKeysTable(p)
 	s.fallbackKeys = prepareFallbackKeysTable(p)
 	s.toDevice = prepareToDeviceTable(p)
 	s.deviceListChanges = prepareDeviceListChangesTable(p)
+	s.crossSigningKeys = prepareCrossSigningKeysTable(p)
+	s.crossSigningSignatures = prepareCrossSigningSignaturesTable(p)
+	s.keyBackupVersions = prepareKeyBackupVersionsTable(p)
+	s.keyBackupSessions = prepareKeyBackupSessionsTable(p)
 	s.roomAliases = prepareRoomAliasesTable(p)
 	s.roomVisibility = prepareRoomVisibilityTable(p)
 	s.userDirectory = prepareUserDirectoryQueries(p)
