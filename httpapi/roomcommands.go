@@ -100,6 +100,11 @@ func (s *Server) putStateHandler(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	stateKey := pathParam(r, "stateKey")
+	if pathParam(r, "eventType") == spec.MRoomCanonicalAlias && stateKey == "" {
+		if err := s.checkCanonicalAlias(r.Context(), pathParam(r, "roomId"), body); err != nil {
+			return 0, nil, err
+		}
+	}
 	id, err := s.sendEvent(r.Context(), pathParam(r, "roomId"), c.DeviceID, "",
 		&messages.EventContent{Sender: c.UserID, Type: pathParam(r, "eventType"), StateKey: &stateKey, Content: body})
 	if err != nil {
@@ -123,8 +128,9 @@ func (s *Server) createRoomHandler(r *http.Request) (int, any, error) {
 	if !rooms.SupportedVersions[version] {
 		return 0, nil, matrixError(http.StatusBadRequest, "M_UNSUPPORTED_ROOM_VERSION", "unsupported room version "+version)
 	}
-	if req.RoomAliasName != "" {
-		return 0, nil, matrixError(http.StatusBadRequest, "M_UNKNOWN", "room aliases are not supported yet")
+	alias, err := s.newRoomAlias(r.Context(), req.RoomAliasName)
+	if err != nil {
+		return 0, nil, err
 	}
 	profile, err := s.profileOf(r.Context(), c.Localpart)
 	if err != nil {
@@ -134,19 +140,30 @@ func (s *Server) createRoomHandler(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, roomError(err)
 	}
+	events = withCanonicalAlias(events, alias)
 	roomID := "!" + randomLetters(18) + ":" + s.opts.ServerName
+	release, err := s.reserveRoomAlias(r.Context(), alias, roomID, c.UserID)
+	if err != nil {
+		return 0, nil, err
+	}
 	reply, err := s.requestRoom(r.Context(), roomID, &messages.CreateRoom{RoomId: roomID, RoomVersion: version, Events: events})
 	if err != nil {
+		release()
 		return 0, nil, err
 	}
 	cr, ok := reply.(*messages.CreateRoomReply)
 	if !ok {
+		release()
 		return 0, nil, errors.New("httpapi: unexpected reply to CreateRoom")
 	}
 	if err := replyError(cr.Error); err != nil {
+		release()
 		return 0, nil, err
 	}
 	logRoomID(r.Context(), roomID)
+	if err := s.publishNewRoom(r.Context(), roomID, req.Visibility); err != nil {
+		return 0, nil, err
+	}
 	return http.StatusOK, map[string]string{"room_id": roomID}, nil
 }
 
@@ -188,9 +205,9 @@ func (s *Server) membershipHandler(action string) handlerFunc {
 		c := callerFrom(r.Context())
 		roomID := pathParam(r, "roomId")
 		if roomID == "" {
-			roomID = pathParam(r, "roomIdOrAlias")
-			if strings.HasPrefix(roomID, "#") {
-				return 0, nil, errNotFound("room alias " + roomID + " not found (aliases are not supported yet)")
+			var err error
+			if roomID, err = s.roomIDOrAlias(r.Context(), pathParam(r, "roomIdOrAlias")); err != nil {
+				return 0, nil, err
 			}
 		}
 		var body membershipBody
