@@ -56,11 +56,6 @@ type Store struct {
 	fallbackKeys      *fallbackKeysTable
 	toDevice          *toDeviceTable
 	deviceListChanges *deviceListChangesTable
-	// Cross-signing (crosssigning.go) and key backup (keybackup.go).
-	crossSigningKeys       *crossSigningKeysTable
-	crossSigningSignatures *crossSigningSignaturesTable
-	keyBackupVersions      *keyBackupVersionsTable
-	keyBackupSessions      *keyBackupSessionsTable
 	roomAliases       *roomAliasesTable
 	roomVisibility    *roomVisibilityTable
 	userDirectory     *userDirectoryQueries
@@ -105,10 +100,6 @@ func Open(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	s.fallbackKeys = prepareFallbackKeysTable(p)
 	s.toDevice = prepareToDeviceTable(p)
 	s.deviceListChanges = prepareDeviceListChangesTable(p)
-	s.crossSigningKeys = prepareCrossSigningKeysTable(p)
-	s.crossSigningSignatures = prepareCrossSigningSignaturesTable(p)
-	s.keyBackupVersions = prepareKeyBackupVersionsTable(p)
-	s.keyBackupSessions = prepareKeyBackupSessionsTable(p)
 	s.roomAliases = prepareRoomAliasesTable(p)
 	s.roomVisibility = prepareRoomVisibilityTable(p)
 	s.userDirectory = prepareUserDirectoryQueries(p)
