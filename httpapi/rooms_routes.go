@@ -30,6 +30,7 @@ func (s *Server) roomRoutes(r chi.Router) {
 		r.Get("/joined_members", s.serve(s.authed(s.joinedMembersHandler)))
 		r.Get("/messages", s.serve(s.authed(s.messagesHandler)))
 	})
+	s.directoryRoutes(r)
 }
 
 // syncRoutes are /sync, the filters it applies and the push rules clients
