@@ -48,6 +48,8 @@ type Store interface {
 	RoomInspector
 	UserStreams
 	KeyStore
+	CrossSigningStore
+	KeyBackupStore
 	MediaStore
 	Directory
 	// MaxStreamPos is the highest position below which every event is

@@ -12,6 +12,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 5, Name: "media repository", SQL: schemaV5},
 	{Version: 6, Name: "room aliases and the public room list", SQL: schemaV6},
 	{Version: 7, Name: "redactions", SQL: schemaV7},
+	{Version: 8, Name: "cross-signing keys and signatures, server-side key backup", SQL: schemaV8},
 }
 
 const schemaV1 = `
@@ -288,5 +289,48 @@ const schemaV7 = `
 CREATE TABLE redactions (
 	redacts_nid   BIGINT PRIMARY KEY,
 	redaction_nid BIGINT NOT NULL
+);
+`
+
+// schemaV8 adds cross-signing keys and signatures, and server-side key
+// backup (see the SQLite schemaV8).
+const schemaV8 = `
+CREATE TABLE cross_signing_keys (
+	user_id   TEXT NOT NULL,
+	key_usage TEXT NOT NULL,
+	key_id    TEXT NOT NULL,
+	key_json  TEXT NOT NULL,
+	PRIMARY KEY (user_id, key_usage)
+);
+
+CREATE TABLE cross_signing_signatures (
+	target_user_id TEXT NOT NULL,
+	target_key_id  TEXT NOT NULL,
+	signer_user_id TEXT NOT NULL,
+	signer_key_id  TEXT NOT NULL,
+	signature      TEXT NOT NULL,
+	PRIMARY KEY (target_user_id, target_key_id, signer_user_id, signer_key_id)
+);
+
+CREATE TABLE key_backup_versions (
+	user_id   TEXT NOT NULL,
+	version   BIGINT NOT NULL,
+	algorithm TEXT NOT NULL,
+	auth_data TEXT NOT NULL,
+	etag      BIGINT NOT NULL,
+	deleted   BOOLEAN NOT NULL DEFAULT FALSE,
+	PRIMARY KEY (user_id, version)
+);
+
+CREATE TABLE key_backup_sessions (
+	user_id             TEXT NOT NULL,
+	version             BIGINT NOT NULL,
+	room_id             TEXT NOT NULL,
+	session_id          TEXT NOT NULL,
+	first_message_index BIGINT NOT NULL,
+	forwarded_count     BIGINT NOT NULL,
+	is_verified         BOOLEAN NOT NULL,
+	session_data        TEXT NOT NULL,
+	PRIMARY KEY (user_id, version, room_id, session_id)
 );
 `

@@ -12,6 +12,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 5, Name: "media repository", SQL: schemaV5},
 	{Version: 6, Name: "room aliases and the public room list", SQL: schemaV6},
 	{Version: 7, Name: "redactions", SQL: schemaV7},
+	{Version: 8, Name: "cross-signing keys and signatures, server-side key backup", SQL: schemaV8},
 }
 
 // Tables keyed by a composite primary key are WITHOUT ROWID: the key is the
@@ -309,4 +310,49 @@ CREATE TABLE redactions (
 	redacts_nid   INTEGER PRIMARY KEY,
 	redaction_nid INTEGER NOT NULL
 );
+`
+
+// schemaV8 adds cross-signing keys and the signatures uploaded for keys
+// (their changes are device list changes: no stream of their own), and
+// server-side key backup: versions per user, numbered from 1 and kept
+// (deleted) so that a number is never reused, and the room keys in them.
+const schemaV8 = `
+CREATE TABLE cross_signing_keys (
+	user_id   TEXT NOT NULL,
+	key_usage TEXT NOT NULL,
+	key_id    TEXT NOT NULL,
+	key_json  TEXT NOT NULL,
+	PRIMARY KEY (user_id, key_usage)
+) WITHOUT ROWID;
+
+CREATE TABLE cross_signing_signatures (
+	target_user_id TEXT NOT NULL,
+	target_key_id  TEXT NOT NULL,
+	signer_user_id TEXT NOT NULL,
+	signer_key_id  TEXT NOT NULL,
+	signature      TEXT NOT NULL,
+	PRIMARY KEY (target_user_id, target_key_id, signer_user_id, signer_key_id)
+) WITHOUT ROWID;
+
+CREATE TABLE key_backup_versions (
+	user_id   TEXT NOT NULL,
+	version   INTEGER NOT NULL,
+	algorithm TEXT NOT NULL,
+	auth_data TEXT NOT NULL,
+	etag      INTEGER NOT NULL,
+	deleted   BOOLEAN NOT NULL DEFAULT FALSE,
+	PRIMARY KEY (user_id, version)
+) WITHOUT ROWID;
+
+CREATE TABLE key_backup_sessions (
+	user_id             TEXT NOT NULL,
+	version             INTEGER NOT NULL,
+	room_id             TEXT NOT NULL,
+	session_id          TEXT NOT NULL,
+	first_message_index INTEGER NOT NULL,
+	forwarded_count     INTEGER NOT NULL,
+	is_verified         BOOLEAN NOT NULL,
+	session_data        TEXT NOT NULL,
+	PRIMARY KEY (user_id, version, room_id, session_id)
+) WITHOUT ROWID;
 `

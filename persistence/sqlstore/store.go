@@ -61,6 +61,12 @@ type Store struct {
 	userDirectory     *userDirectoryQueries
 	media             *mediaTable
 	thumbnails        *mediaThumbnailsTable
+
+	// Cross-signing (crosssigning.go) and key backup (keybackup.go).
+	crossSigningKeys       *crossSigningKeysTable
+	crossSigningSignatures *crossSigningSignaturesTable
+	keyBackupVersions      *keyBackupVersionsTable
+	keyBackupSessions      *keyBackupSessionsTable
 }
 
 var _ persistence.Store = (*Store)(nil)
@@ -100,6 +106,10 @@ func Open(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	s.fallbackKeys = prepareFallbackKeysTable(p)
 	s.toDevice = prepareToDeviceTable(p)
 	s.deviceListChanges = prepareDeviceListChangesTable(p)
+	s.crossSigningKeys = prepareCrossSigningKeysTable(p)
+	s.crossSigningSignatures = prepareCrossSigningSignaturesTable(p)
+	s.keyBackupVersions = prepareKeyBackupVersionsTable(p)
+	s.keyBackupSessions = prepareKeyBackupSessionsTable(p)
 	s.roomAliases = prepareRoomAliasesTable(p)
 	s.roomVisibility = prepareRoomVisibilityTable(p)
 	s.userDirectory = prepareUserDirectoryQueries(p)
