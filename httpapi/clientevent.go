@@ -39,7 +39,13 @@ type pduFields struct {
 // where the room is the enclosing key.
 func toClientEvent(ev *persistence.StoredEvent, withRoomID bool) (*clientEvent, error) {
 	var f pduFields
-	if err := json.Unmarshal(ev.JSON, &f); err != nil {
+	var redactedBecause *clientEvent
+	if ev.RedactedBy != "" {
+		var err error
+		if f, redactedBecause, err = redactedFields(ev); err != nil {
+			return nil, err
+		}
+	} else if err := json.Unmarshal(ev.JSON, &f); err != nil {
 		return nil, fmt.Errorf("httpapi: stored event %s: %w", ev.EventID, err)
 	}
 	if f.Content == nil {
@@ -56,6 +62,9 @@ func toClientEvent(ev *persistence.StoredEvent, withRoomID bool) (*clientEvent, 
 	}
 	if withRoomID {
 		ce.RoomID = ev.RoomID
+	}
+	if redactedBecause != nil {
+		ce.Unsigned = map[string]any{"redacted_because": redactedBecause}
 	}
 	return ce, nil
 }

@@ -17,6 +17,7 @@ func (s *Server) roomRoutes(r chi.Router) {
 		r.Post("/unban", s.serve(s.authed(s.membershipHandler("unban"))))
 		r.Post("/forget", s.serve(s.authed(s.forgetHandler)))
 		r.Put("/send/{eventType}/{txnId}", s.serve(s.authed(s.sendHandler)))
+		r.Put("/redact/{eventId}/{txnId}", s.serve(s.authed(s.redactHandler)))
 		r.Get("/state", s.serve(s.authed(s.getStateHandler)))
 		// An empty state key is a trailing slash, or no segment at all.
 		r.Get("/state/{eventType}", s.serve(s.authed(s.getStateEventHandler)))

@@ -346,6 +346,9 @@ func newEventRecord(ev gomatrixserverlib.PDU, txn *persistence.TxnKey) persisten
 	if ev.Type() == spec.MRoomMember {
 		ne.Membership, _ = ev.Membership()
 	}
+	if ev.Type() == eventTypeRedaction {
+		ne.Redacts = redactsOf(ev) // the actor refused those it would not apply
+	}
 	return ne
 }
 

@@ -117,7 +117,18 @@ func (a *Actor) sendBatch(batch []pendingSend) []*messages.SendEventReply {
 				continue
 			}
 		}
-		ev, err := a.room.Build(p.msg.Event, now, a.deps.Signer)
+		content := p.msg.Event
+		if content != nil && content.Type == eventTypeRedaction {
+			var e *Error
+			if content, e = normalizeRedaction(string(a.room.Version.Version()), content); e == nil {
+				e = a.checkRedaction(content)
+			}
+			if e != nil {
+				replies[i] = &messages.SendEventReply{Error: e.Proto()}
+				continue
+			}
+		}
+		ev, err := a.room.Build(content, now, a.deps.Signer)
 		if err != nil {
 			replies[i] = &messages.SendEventReply{Error: asError(err, a.log).Proto()}
 			continue
