@@ -26,7 +26,7 @@ func TestAdminPageInABrowser(t *testing.T) {
 	srv := startServer(t, t.TempDir(),
 		"SOMA_REGISTRATION_SHARED_SECRET="+operatorSecret,
 		"SOMA_DEBUG_FAULT_INJECTION=true",
-		"SOMA_ROOMS_IDLE_TIMEOUT=3s",
+		"SOMA_ROOMS_IDLE_TIMEOUT=10s", // long enough for the checks before it under load
 		"SOMA_RATE_LIMITS_ENABLED=false",
 	)
 	const adminPassword = "correct horse admin"

@@ -115,7 +115,7 @@ func TestEndToEndKeysAndToDevice(t *testing.T) {
 		// Bob's to-device message wakes Alice's long poll, once.
 		woke := make(chan keysSync, 1)
 		start := time.Now()
-		go func() { woke <- alice.keysSync(base.NextBatch, 20000) }()
+		go func() { woke <- alice.keysSync(base.NextBatch, 45000) }()
 		time.Sleep(200 * time.Millisecond) // let the long poll register
 		bob.must("PUT", "/_matrix/client/v3/sendToDevice/m.room_key_request/txn1", map[string]any{
 			"messages": map[string]any{alice.userID: map[string]any{aliceDev: map[string]any{"n": 1}, "*": map[string]any{"n": 2}}},
@@ -125,7 +125,7 @@ func TestEndToEndKeysAndToDevice(t *testing.T) {
 			"messages": map[string]any{alice.userID: map[string]any{aliceDev: map[string]any{"n": 1}}},
 		}, nil)
 		msgs := <-woke
-		if d := time.Since(start); d > 15*time.Second {
+		if d := time.Since(start); d > 30*time.Second {
 			t.Fatalf("a to-device message did not wake the long poll (returned after %v)", d)
 		}
 		deadline := time.Now().Add(10 * time.Second)

@@ -14,7 +14,7 @@ const env = (name) => {
 const base = env("SOMA_URL");
 const userToken = env("USER_TOKEN");
 const shots = process.env.SCREENSHOT_DIR;
-const waitMillis = 30_000;
+const waitMillis = 60_000;
 
 const log = (msg) => console.log("adminpage: " + msg);
 
