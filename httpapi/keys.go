@@ -24,6 +24,8 @@ func (s *Server) keysRoutes(r chi.Router) {
 	r.Post("/keys/claim", s.serve(s.authed(s.claimKeys)))
 	r.Get("/keys/changes", s.serve(s.authed(s.keyChanges)))
 	r.Put("/sendToDevice/{eventType}/{txnId}", s.serve(s.authed(s.sendToDevice)))
+	s.crossSigningRoutes(r)
+	s.keyBackupRoutes(r)
 }
 
 type uploadKeysRequest struct {
@@ -145,8 +147,8 @@ type queryKeysRequest struct {
 	DeviceKeys map[string][]string `json:"device_keys"`
 }
 
-// queryKeys: POST /keys/query. Cross-signing keys are not kept yet: the
-// master, self-signing and user-signing maps are empty.
+// queryKeys: POST /keys/query, with the cross-signing keys and signatures
+// of local users (crosssigning.go).
 func (s *Server) queryKeys(r *http.Request) (int, any, error) {
 	var req queryKeysRequest
 	if err := decodeJSON(r, &req); err != nil {
@@ -154,6 +156,7 @@ func (s *Server) queryKeys(r *http.Request) (int, any, error) {
 	}
 	out := map[string]map[string]json.RawMessage{}
 	failures := map[string]any{}
+	cs := newCrossSigningQuery(callerFrom(r.Context()).UserID)
 	for userID, devices := range req.DeviceKeys {
 		if !s.isLocalUser(userID) {
 			failures[serverOfUser(userID)] = map[string]string{"status": "not reachable: federation is not supported yet"}
@@ -167,12 +170,14 @@ func (s *Server) queryKeys(r *http.Request) (int, any, error) {
 		if err != nil {
 			return 0, nil, err
 		}
+		if err := s.addCrossSigning(r.Context(), cs, userID, named); err != nil {
+			return 0, nil, err
+		}
 		out[userID] = named
 	}
-	empty := map[string]any{}
 	return http.StatusOK, map[string]any{
 		"device_keys": out, "failures": failures,
-		"master_keys": empty, "self_signing_keys": empty, "user_signing_keys": empty,
+		"master_keys": cs.master, "self_signing_keys": cs.selfSigning, "user_signing_keys": cs.userSigning,
 	}, nil
 }
 
