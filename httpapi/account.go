@@ -32,6 +32,9 @@ func (s *Server) logout(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	s.tokens.forgetUser(c.Localpart, c.DeviceID)
+	if err := s.pruneDeviceKeys(r.Context(), c.Localpart); err != nil {
+		return 0, nil, err
+	}
 	return http.StatusOK, struct{}{}, nil
 }
 
@@ -43,6 +46,9 @@ func (s *Server) logoutAll(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	s.tokens.forgetUser(c.Localpart, "")
+	if err := s.pruneDeviceKeys(r.Context(), c.Localpart); err != nil {
+		return 0, nil, err
+	}
 	return http.StatusOK, struct{}{}, nil
 }
 
@@ -107,7 +113,7 @@ func (s *Server) setPassword(ctx context.Context, localpart, password string, lo
 		return err
 	}
 	s.tokens.forgetUser(localpart, "")
-	return nil
+	return s.pruneDeviceKeys(ctx, localpart)
 }
 
 // checkNewPassword refuses a password no login could send.
@@ -153,7 +159,7 @@ func (s *Server) deactivate(ctx context.Context, localpart string) error {
 		return err
 	}
 	s.tokens.forgetUser(localpart, "")
-	return nil
+	return s.pruneDeviceKeys(ctx, localpart)
 }
 
 // threepids implements GET /account/3pid: Soma binds no third-party

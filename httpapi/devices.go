@@ -124,6 +124,9 @@ func (s *Server) deleteDevice(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	s.tokens.forgetUser(c.Localpart, id)
+	if err := s.pruneDeviceKeys(r.Context(), c.Localpart); err != nil {
+		return 0, nil, err
+	}
 	return http.StatusOK, struct{}{}, nil
 }
 
@@ -150,5 +153,8 @@ func (s *Server) deleteDevices(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	s.tokens.forgetUser(c.Localpart, "")
+	if err := s.pruneDeviceKeys(r.Context(), c.Localpart); err != nil {
+		return 0, nil, err
+	}
 	return http.StatusOK, struct{}{}, nil
 }

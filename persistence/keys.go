@@ -70,4 +70,9 @@ type KeyStore interface {
 	DeleteToDeviceUpTo(ctx context.Context, userID, deviceID string, pos StreamPos) error
 	// DeleteDeviceKeys removes a deleted device's keys and messages.
 	DeleteDeviceKeys(ctx context.Context, userID, deviceID string) error
+	// PruneDeviceKeys removes the keys and messages of the user's devices
+	// that no longer exist (localpart's rows in the devices table) and, if
+	// any had identity keys, records a device list change: pruned reports
+	// that, and pos is the change's position.
+	PruneDeviceKeys(ctx context.Context, userID, localpart string) (pruned bool, pos StreamPos, err error)
 }

@@ -156,6 +156,23 @@ func TestEndToEndKeysAndToDevice(t *testing.T) {
 			t.Fatalf("/keys/changes = %v, want alice", changes.Changed)
 		}
 
+		// A second device of Alice's with keys logs out: its keys go, and
+		// Bob learns that Alice's device list changed.
+		phone := srv.login("alice")
+		phoneDev := whoamiDevice(phone)
+		phone.must("POST", "/_matrix/client/v3/keys/upload", map[string]any{"device_keys": deviceKeys(phone, phoneDev, "curve-phone")}, nil)
+		beforeLogout := bob.keysSync(changed.NextBatch, 10000)
+		phone.must("POST", "/_matrix/client/v3/logout", map[string]any{}, nil)
+		afterLogout := bob.keysSync(beforeLogout.NextBatch, 10000)
+		if len(afterLogout.DeviceLists.Changed) != 1 || afterLogout.DeviceLists.Changed[0] != alice.userID {
+			t.Fatalf("after alice's phone logged out bob's device_lists.changed = %v, want alice", afterLogout.DeviceLists.Changed)
+		}
+		query.DeviceKeys = nil
+		bob.must("POST", "/_matrix/client/v3/keys/query", map[string]any{"device_keys": map[string][]string{alice.userID: {}}}, &query)
+		if _, ok := query.DeviceKeys[alice.userID][phoneDev]; ok || len(query.DeviceKeys[alice.userID]) != 1 {
+			t.Fatalf("after logout alice's devices with keys = %v, want only %s", query.DeviceKeys[alice.userID], aliceDev)
+		}
+
 		for _, c := range []struct {
 			method, path string
 			body         any

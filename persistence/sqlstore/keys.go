@@ -211,3 +211,47 @@ func (s *Store) DeleteDeviceKeys(ctx context.Context, userID, deviceID string) e
 	}
 	return nil
 }
+
+// pruneDeviceKeysSQL are the deletions of PruneDeviceKeys, the identity
+// keys last (their count says whether the device list changed).
+var pruneDeviceKeysSQL = []string{
+	"DELETE FROM one_time_keys WHERE user_id = $1 AND device_id NOT IN (SELECT device_id FROM devices WHERE localpart = $2)",
+	"DELETE FROM fallback_keys WHERE user_id = $1 AND device_id NOT IN (SELECT device_id FROM devices WHERE localpart = $2)",
+	"DELETE FROM to_device WHERE user_id = $1 AND device_id NOT IN (SELECT device_id FROM devices WHERE localpart = $2)",
+	"DELETE FROM device_keys WHERE user_id = $1 AND device_id NOT IN (SELECT device_id FROM devices WHERE localpart = $2)",
+}
+
+// PruneDeviceKeys implements persistence.KeyStore.
+func (s *Store) PruneDeviceKeys(ctx context.Context, userID, localpart string) (bool, persistence.StreamPos, error) {
+	var pruned bool
+	var pos persistence.StreamPos
+	err := s.writeStream(ctx, func(tx *sql.Tx, w *streamWrite) error {
+		var keysGone int64
+		for _, q := range pruneDeviceKeysSQL {
+			query, err := s.dialect.rewrite(q)
+			if err != nil {
+				return err
+			}
+			res, err := tx.ExecContext(ctx, query, userID, localpart)
+			if err != nil {
+				return err
+			}
+			if keysGone, err = res.RowsAffected(); err != nil {
+				return err
+			}
+		}
+		if keysGone == 0 {
+			return nil
+		}
+		pruned = true
+		var err error
+		pos, err = w.take(func() (persistence.StreamPos, error) {
+			return s.deviceListChanges.InsertDeviceListChange(ctx, tx, userID)
+		})
+		return err
+	})
+	if err != nil {
+		return false, 0, fmt.Errorf("persistence.PruneDeviceKeys: %w", err)
+	}
+	return pruned, pos, nil
+}

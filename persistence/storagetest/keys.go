@@ -150,3 +150,34 @@ func testToDevice(t *testing.T, s persistence.Store) {
 		t.Fatal("SendToDevice stored content that is not JSON")
 	}
 }
+
+func testPruneDeviceKeys(t *testing.T, s persistence.Store) {
+	ctx := context.Background()
+	const alice = "@alice:x"
+	noErr(t, "CreateAccount", s.CreateAccount(ctx, persistence.Account{Localpart: "alice", CreatedTS: 1}))
+	for _, id := range []string{"KEEP", "GONE"} {
+		noErr(t, "UpsertDevice", s.UpsertDevice(ctx, persistence.Device{Localpart: "alice", DeviceID: id, CreatedTS: 1}, "hash-"+id))
+		_, _, err := s.PutDeviceKeys(ctx, alice, id, json.RawMessage(`{"keys":{}}`))
+		noErr(t, "PutDeviceKeys", err)
+		noErr(t, "AddOneTimeKeys", s.AddOneTimeKeys(ctx, alice, id, []persistence.OneTimeKey{{Algorithm: "a", KeyID: "1", Key: json.RawMessage(`"k"`)}}))
+	}
+	if pruned, _, err := s.PruneDeviceKeys(ctx, alice, "alice"); err != nil || pruned {
+		t.Fatalf("nothing to prune yet: pruned %v, %v", pruned, err)
+	}
+	noErr(t, "DeleteDevice", s.DeleteDevice(ctx, "alice", "GONE"))
+	pruned, pos, err := s.PruneDeviceKeys(ctx, alice, "alice")
+	noErr(t, "PruneDeviceKeys", err)
+	if !pruned || pos == 0 {
+		t.Fatalf("after deleting GONE: pruned %v at %d, want a device list change", pruned, pos)
+	}
+	keys, _ := s.DeviceKeys(ctx, alice, nil)
+	if len(keys) != 1 || keys["KEEP"] == nil {
+		t.Fatalf("keys after pruning: %s", keys)
+	}
+	if c, _ := s.OneTimeKeyCounts(ctx, alice, "GONE"); len(c) != 0 {
+		t.Fatalf("GONE's one-time keys survived: %v", c)
+	}
+	if changed, _ := s.DeviceListChangesBetween(ctx, alice, pos-1, pos); len(changed) != 1 {
+		t.Fatalf("the prune recorded no device list change: %v", changed)
+	}
+}

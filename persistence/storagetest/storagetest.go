@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"DeviceKeysOneTimeKeysAndFallbackKeys", testDeviceKeysAndOneTimeKeys},
 		{"DeviceListChangesReachThoseWhoShareARoom", testDeviceListChanges},
 		{"ToDeviceMessagesAreReadAndAcknowledged", testToDevice},
+		{"DeletedDevicesKeysArePruned", testPruneDeviceKeys},
 		{"CrossSigningKeysAreReplacedPerUsage", testCrossSigningKeys},
 		{"CrossSigningSignaturesAreDeviceListChangesOfTheirTarget", testCrossSigningSignatures},
 		{"KeyBackupVersionsAreNeverReused", testKeyBackupVersions},
