@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -184,6 +185,17 @@ func (s *Server) messagesHandler(r *http.Request) (int, any, error) {
 		}
 		limit = min(n, maxMessagesLimit)
 	}
+	f, err := parseRoomEventFilter(q.Get("filter"))
+	if err != nil {
+		return 0, nil, err
+	}
+	if fl := f.Limit; fl != nil && *fl > 0 {
+		if q.Get("limit") == "" {
+			limit = min(*fl, maxMessagesLimit)
+		} else {
+			limit = min(limit, *fl)
+		}
+	}
 	a, err := s.accessFor(r.Context(), pathParam(r, "roomId"), c.UserID)
 	if err != nil {
 		return 0, nil, err
@@ -224,32 +236,48 @@ func (s *Server) messagesHandler(r *http.Request) (int, any, error) {
 		}
 	}
 
+	// A filter that drops events reads in larger batches, at most
+	// maxFilterScan events a page: a page cut there is shorter than limit
+	// but carries an end token to go on from.
 	vc := s.newVisibilityChecker(a)
 	chunk := []*clientEvent{}
-	cursor, exhausted := from, false
-	for len(chunk) < limit && !exhausted {
+	var returned []persistence.StoredEvent
+	cursor, exhausted, scanned := from, false, 0
+	for len(chunk) < limit && !exhausted && scanned < maxFilterScan {
+		batch := limit - len(chunk)
+		if f.selective() {
+			batch = max(batch, 100)
+		}
 		var evs []persistence.StoredEvent
 		if forward {
 			if cursor >= to {
 				break
 			}
-			evs, err = s.store.RoomEvents(r.Context(), a.nid, cursor, to, limit-len(chunk), true)
+			evs, err = s.store.RoomEvents(r.Context(), a.nid, cursor, to, batch, true)
 		} else {
 			if cursor <= to {
 				break
 			}
-			evs, err = s.store.RoomEvents(r.Context(), a.nid, to, cursor, limit-len(chunk), false)
+			evs, err = s.store.RoomEvents(r.Context(), a.nid, to, cursor, batch, false)
 		}
 		if err != nil {
 			return 0, nil, err
 		}
-		exhausted = len(evs) < limit-len(chunk)
+		scanned += len(evs)
+		exhausted = len(evs) < batch
 		for i := range evs {
 			ev := &evs[i]
+			if len(chunk) == limit {
+				exhausted = false // events remain after the page
+				break
+			}
 			if forward {
 				cursor = ev.StreamPos
 			} else {
 				cursor = ev.StreamPos - 1
+			}
+			if !f.allowsEvent(ev) {
+				continue
 			}
 			ok, err := vc.canSee(r.Context(), ev)
 			if err != nil {
@@ -266,11 +294,51 @@ func (s *Server) messagesHandler(r *http.Request) (int, any, error) {
 				return 0, nil, err
 			}
 			chunk = append(chunk, ce)
+			returned = append(returned, *ev)
 		}
 	}
 	resp := map[string]any{"start": streamToken(from), "chunk": chunk}
+	if f.LazyLoadMembers {
+		state, err := s.chunkMembers(r.Context(), returned)
+		if err != nil {
+			return 0, nil, err
+		}
+		resp["state"] = state
+	}
 	if !exhausted {
 		resp["end"] = streamToken(cursor)
 	}
 	return http.StatusOK, resp, nil
+}
+
+// chunkMembers is /messages' lazy-loaded state: the member events of the
+// senders of the returned events, as of the last of them. They are sent
+// every time (the spec lets a server leave out those sent before).
+func (s *Server) chunkMembers(ctx context.Context, evs []persistence.StoredEvent) ([]*clientEvent, error) {
+	out := []*clientEvent{}
+	if len(evs) == 0 {
+		return out, nil
+	}
+	last := &evs[len(evs)-1]
+	seen := map[string]bool{}
+	for i := range evs {
+		sender := evs[i].Sender
+		if seen[sender] {
+			continue
+		}
+		seen[sender] = true
+		ev, err := s.store.StateEventAt(ctx, last.StateBefore, spec.MRoomMember, sender)
+		if errors.Is(err, persistence.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		ce, err := toClientEvent(ev, true)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ce)
+	}
+	return out, nil
 }

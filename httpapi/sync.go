@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -26,6 +27,7 @@ type syncRequest struct {
 	fullState bool
 	limit     int
 	leave     bool // include left rooms in an initial sync
+	filter    *syncFilter
 
 	// typingSince is the since token's typing serial; typingTo is set by
 	// computeSync to the serial its next_batch carries.
@@ -110,6 +112,10 @@ func (s *Server) syncHandler(r *http.Request) (int, any, error) {
 		req.limit = min(*l, maxTimelineLimit)
 	}
 	req.leave = f.Room.IncludeLeave
+	req.filter = f
+	if f.lazyMembers() && (!req.hasSince || req.fullState) {
+		s.lazyMembers().reset(req.userID, req.deviceID)
+	}
 	var timeout time.Duration
 	if t := q.Get("timeout"); t != "" {
 		ms, err := strconv.ParseInt(t, 10, 64)
@@ -179,6 +185,8 @@ func (s *Server) computeSync(ctx context.Context, req *syncRequest) (*syncRespon
 	if err != nil {
 		return nil, nil, 0, err
 	}
+	// Rooms the filter leaves out are not read, shown or waited on.
+	ms = slices.DeleteFunc(ms, func(m persistence.Membership) bool { return !req.filter.Room.allowsRoom(m.RoomID) })
 	var joined []string
 	for _, m := range ms {
 		if m.Membership == "join" {
@@ -239,11 +247,16 @@ func (s *Server) computeSync(ctx context.Context, req *syncRequest) (*syncRespon
 				if evs := streams.perRoom[m.RoomID]; evs != nil {
 					jr.AccountData.Events = evs
 				}
-				if rc := streams.receipts[m.RoomID]; rc != nil {
+				eph := &req.filter.Room.Ephemeral
+				ephOK := func(typ string) bool { return roomAllowed(eph.Rooms, eph.NotRooms, m.RoomID) && eph.allowsType(typ) }
+				if rc := streams.receipts[m.RoomID]; rc != nil && ephOK("m.receipt") {
 					jr.Ephemeral.Events = append(jr.Ephemeral.Events, rc)
 				}
-				if users, ok := typing[m.RoomID]; ok {
+				if users, ok := typing[m.RoomID]; ok && ephOK("m.typing") {
 					jr.Ephemeral.Events = append(jr.Ephemeral.Events, typingEvent(users))
+				}
+				if req.since > 0 && !req.fullState && !newSince && jr.empty() {
+					continue // all that changed was filtered out
 				}
 				resp.Rooms.Join[m.RoomID] = jr
 			}
@@ -276,24 +289,21 @@ func (s *Server) computeSync(ctx context.Context, req *syncRequest) (*syncRespon
 // roomSection is the timeline and state of one room for (since, to].
 // A full section (initial sync, new join, full_state) shows the state at
 // the start of the timeline; an incremental one the state changes between
-// since and the timeline when the timeline is limited.
-func (s *Server) roomSection(ctx context.Context, req *syncRequest, nid persistence.RoomNID, to persistence.StreamPos, full bool) (timeline, []*clientEvent, error) {
+// since and the timeline when the timeline is limited. The filter's
+// timeline part picks the timeline's events (limited when older matching
+// events exist), its state part the state events; with lazy-loading the
+// state's members are those of the timeline's senders (see lazyState).
+func (s *Server) roomSection(ctx context.Context, req *syncRequest, roomID string, nid persistence.RoomNID, to persistence.StreamPos, full bool) (timeline, []*clientEvent, error) {
 	from := req.since
 	if full {
 		from = 0
 	}
-	evs, err := s.store.RoomEvents(ctx, nid, from, to, req.limit+1, false)
+	rf := &req.filter.Room
+	evs, limited, start, err := s.timelineEvents(ctx, nid, from, to, req.limit, &rf.Timeline)
 	if err != nil {
 		return timeline{}, nil, err
 	}
-	tl := timeline{Limited: len(evs) > req.limit}
-	if tl.Limited {
-		evs = evs[:req.limit]
-	}
-	// Newest first from storage: reverse into chronological order.
-	for i, j := 0, len(evs)-1; i < j; i, j = i+1, j-1 {
-		evs[i], evs[j] = evs[j], evs[i]
-	}
+	tl := timeline{Limited: limited, PrevBatch: streamToken(start)}
 	visible := evs
 	if full {
 		// A full section reaches back before the user's membership, where
@@ -311,11 +321,6 @@ func (s *Server) roomSection(ctx context.Context, req *syncRequest, nid persiste
 	if err := s.addTransactionIDs(ctx, req, visible, tl.Events); err != nil {
 		return timeline{}, nil, err
 	}
-	start := to // the timeline's first position, or the end when it is empty
-	if len(evs) > 0 {
-		start = evs[0].StreamPos - 1
-	}
-	tl.PrevBatch = streamToken(start)
 
 	var state []persistence.StoredEvent
 	switch {
@@ -330,8 +335,72 @@ func (s *Server) roomSection(ctx context.Context, req *syncRequest, nid persiste
 	if err != nil {
 		return timeline{}, nil, err
 	}
+	state = slices.DeleteFunc(state, func(ev persistence.StoredEvent) bool { return !rf.State.allowsEvent(&ev) })
+	if req.filter.lazyMembers() {
+		if state, err = s.lazyState(ctx, req, roomID, state, evs, visible, full); err != nil {
+			return timeline{}, nil, err
+		}
+	}
 	stateEvents, err := toClientEvents(state, false)
 	return tl, stateEvents, err
+}
+
+// maxFilterScan bounds how many events one filtered timeline or /messages
+// page reads looking for matches; past it the answer is cut there (limited,
+// with a token to go on from).
+const maxFilterScan = 2000
+
+// timelineEvents reads up to limit events of (from, to] that pass f, oldest
+// first. limited says whether older matching events may exist; start is
+// the position just before the first event (to when none), where
+// pagination backwards goes on.
+func (s *Server) timelineEvents(ctx context.Context, nid persistence.RoomNID, from, to persistence.StreamPos, limit int, f *roomEventFilter) ([]persistence.StoredEvent, bool, persistence.StreamPos, error) {
+	batch := limit + 1
+	if f.selective() {
+		batch = max(batch, 100)
+	}
+	var out []persistence.StoredEvent
+	limited := false
+	cursor, scanned := to, 0
+	for !limited {
+		evs, err := s.store.RoomEvents(ctx, nid, from, cursor, batch, false)
+		if err != nil {
+			return nil, false, 0, err
+		}
+		for i := range evs {
+			if !f.allowsEvent(&evs[i]) {
+				cursor = evs[i].StreamPos - 1
+				continue
+			}
+			if len(out) == limit {
+				limited = true
+				break
+			}
+			out = append(out, evs[i])
+			cursor = evs[i].StreamPos - 1
+		}
+		scanned += len(evs)
+		if len(evs) < batch {
+			break
+		}
+		if scanned >= maxFilterScan && !limited {
+			limited = true // matching events may lie further back
+			if len(out) == 0 {
+				break
+			}
+			cursor = out[len(out)-1].StreamPos - 1
+		}
+	}
+	// Newest first from storage: reverse into chronological order.
+	slices.Reverse(out)
+	start := to
+	switch {
+	case len(out) > 0:
+		start = out[0].StreamPos - 1
+	case limited:
+		start = cursor
+	}
+	return out, limited, start, nil
 }
 
 // addTransactionIDs echoes unsigned.transaction_id on the events the
@@ -396,9 +465,14 @@ func latestPerTuple(evs []persistence.StoredEvent) []persistence.StoredEvent {
 	return out
 }
 
+// empty reports whether a joined room's entry carries nothing.
+func (jr *joinedRoom) empty() bool {
+	return len(jr.Timeline.Events) == 0 && len(jr.State.Events) == 0 && len(jr.Ephemeral.Events) == 0 && len(jr.AccountData.Events) == 0
+}
+
 func (s *Server) syncJoinedRoom(ctx context.Context, req *syncRequest, m persistence.Membership, to persistence.StreamPos, newSince bool) (*joinedRoom, error) {
 	full := req.since == 0 || req.fullState || newSince
-	tl, state, err := s.roomSection(ctx, req, m.RoomNID, to, full)
+	tl, state, err := s.roomSection(ctx, req, m.RoomID, m.RoomNID, to, full)
 	if err != nil {
 		return nil, err
 	}
@@ -414,7 +488,7 @@ func (s *Server) syncJoinedRoom(ctx context.Context, req *syncRequest, m persist
 
 // syncLeftRoom shows a departed room up to the departure.
 func (s *Server) syncLeftRoom(ctx context.Context, req *syncRequest, m persistence.Membership) (*leftRoom, error) {
-	tl, state, err := s.roomSection(ctx, req, m.RoomNID, m.StreamPos, req.since == 0 || req.fullState)
+	tl, state, err := s.roomSection(ctx, req, m.RoomID, m.RoomNID, m.StreamPos, req.since == 0 || req.fullState)
 	if err != nil {
 		return nil, err
 	}

@@ -48,11 +48,14 @@ func (s *Server) readSyncStreams(ctx context.Context, req *syncRequest, to persi
 	if err != nil {
 		return nil, err
 	}
+	rad := &req.filter.Room.AccountData
 	for _, d := range data {
 		ev := accountDataEvent{Type: d.Type, Content: d.Content}
 		if d.RoomID == "" {
-			st.global = append(st.global, ev)
-		} else {
+			if req.filter.AccountData.allowsType(d.Type) {
+				st.global = append(st.global, ev)
+			}
+		} else if roomAllowed(rad.Rooms, rad.NotRooms, d.RoomID) && rad.allowsType(d.Type) {
 			st.perRoom[d.RoomID] = append(st.perRoom[d.RoomID], ev)
 		}
 	}
