@@ -46,6 +46,7 @@ type Store interface {
 	RoomStore
 	RoomReader
 	RoomInspector
+	RelationsReader
 	UserStreams
 	KeyStore
 	CrossSigningStore

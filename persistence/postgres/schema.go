@@ -13,6 +13,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 6, Name: "room aliases and the public room list", SQL: schemaV6},
 	{Version: 7, Name: "redactions", SQL: schemaV7},
 	{Version: 8, Name: "cross-signing keys and signatures, server-side key backup", SQL: schemaV8},
+	{Version: 9, Name: "relations, events by timestamp", SQL: schemaV9},
 }
 
 const schemaV1 = `
@@ -333,4 +334,34 @@ CREATE TABLE key_backup_sessions (
 	session_data        TEXT NOT NULL,
 	PRIMARY KEY (user_id, version, room_id, session_id)
 );
+`
+
+// schemaV9 adds the relations projection (child event → the event it
+// relates to through m.relates_to), filled for the events already stored
+// (json, not jsonb: jsonb refuses \u0000), and finds a room's events by
+// timestamp.
+const schemaV9 = `
+CREATE TABLE relations (
+	child_nid  BIGINT PRIMARY KEY,
+	room_nid   BIGINT NOT NULL,
+	parent_id  TEXT NOT NULL,
+	rel_type   TEXT NOT NULL,
+	child_type TEXT NOT NULL,
+	stream_pos BIGINT NOT NULL
+);
+CREATE INDEX relations_parent_idx ON relations (parent_id, stream_pos);
+CREATE INDEX relations_room_rel_idx ON relations (room_nid, rel_type, parent_id);
+CREATE INDEX events_room_ts_idx ON events (room_nid, origin_server_ts);
+
+INSERT INTO relations (child_nid, room_nid, parent_id, rel_type, child_type, stream_pos)
+SELECT c.event_nid, c.room_nid, c.rel->>'event_id', c.rel->>'rel_type', c.event_type, c.stream_pos
+FROM (
+	SELECT e.event_nid, e.room_nid, e.stream_pos, t.event_type,
+		(e.event_json::json)->'content'->'m.relates_to' AS rel
+	FROM events e JOIN event_types t ON t.event_type_nid = e.event_type_nid
+	WHERE e.event_json LIKE '%m.relates_to%'
+) c
+WHERE json_typeof(c.rel) = 'object'
+	AND json_typeof(c.rel->'event_id') = 'string' AND json_typeof(c.rel->'rel_type') = 'string'
+	AND c.rel->>'event_id' <> '' AND c.rel->>'rel_type' <> '';
 `

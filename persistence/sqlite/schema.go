@@ -13,6 +13,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 6, Name: "room aliases and the public room list", SQL: schemaV6},
 	{Version: 7, Name: "redactions", SQL: schemaV7},
 	{Version: 8, Name: "cross-signing keys and signatures, server-side key backup", SQL: schemaV8},
+	{Version: 9, Name: "relations, events by timestamp", SQL: schemaV9},
 }
 
 // Tables keyed by a composite primary key are WITHOUT ROWID: the key is the
@@ -355,4 +356,33 @@ CREATE TABLE key_backup_sessions (
 	session_data        TEXT NOT NULL,
 	PRIMARY KEY (user_id, version, room_id, session_id)
 ) WITHOUT ROWID;
+`
+
+// schemaV9 adds the relations projection (child event → the event it
+// relates to through m.relates_to), filled for the events already stored,
+// and finds a room's events by timestamp.
+const schemaV9 = `
+CREATE TABLE relations (
+	child_nid  INTEGER PRIMARY KEY,
+	room_nid   INTEGER NOT NULL,
+	parent_id  TEXT NOT NULL,
+	rel_type   TEXT NOT NULL,
+	child_type TEXT NOT NULL,
+	stream_pos INTEGER NOT NULL
+);
+CREATE INDEX relations_parent_idx ON relations (parent_id, stream_pos);
+CREATE INDEX relations_room_rel_idx ON relations (room_nid, rel_type, parent_id);
+CREATE INDEX events_room_ts_idx ON events (room_nid, origin_server_ts);
+
+INSERT INTO relations (child_nid, room_nid, parent_id, rel_type, child_type, stream_pos)
+SELECT e.event_nid, e.room_nid,
+	json_extract(e.event_json, '$.content."m.relates_to".event_id'),
+	json_extract(e.event_json, '$.content."m.relates_to".rel_type'),
+	t.event_type, e.stream_pos
+FROM events e JOIN event_types t ON t.event_type_nid = e.event_type_nid
+WHERE e.event_json LIKE '%m.relates_to%' AND json_valid(e.event_json)
+	AND json_type(e.event_json, '$.content."m.relates_to".event_id') = 'text'
+	AND json_type(e.event_json, '$.content."m.relates_to".rel_type') = 'text'
+	AND json_extract(e.event_json, '$.content."m.relates_to".event_id') <> ''
+	AND json_extract(e.event_json, '$.content."m.relates_to".rel_type') <> '';
 `

@@ -181,6 +181,11 @@ func (c *commit) run(ctx context.Context, tx *sql.Tx) error {
 				return fmt.Errorf("redaction by %s: %w", ev.EventID, err)
 			}
 		}
+		if relType, parent, ok := relationOf(ev.JSON); ok {
+			if err := s.relations.InsertRelation(ctx, tx, ins.NID, c.room, parent, relType, ev.Type, ins.StreamPos); err != nil {
+				return fmt.Errorf("relation of %s: %w", ev.EventID, err)
+			}
+		}
 	}
 	if req.NewRoom != nil {
 		return s.rooms.InsertRoomHead(ctx, tx, &persistence.RoomHead{

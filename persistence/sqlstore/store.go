@@ -50,6 +50,7 @@ type Store struct {
 	accountData    *accountDataTable
 	receipts       *receiptsTable
 	redactions     *redactionsTable
+	relations      *relationsTable
 	// End-to-end encryption (keys.go).
 	deviceKeys        *deviceKeysTable
 	oneTimeKeys       *oneTimeKeysTable
@@ -101,6 +102,7 @@ func Open(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	s.accountData = prepareAccountDataTable(p)
 	s.receipts = prepareReceiptsTable(p)
 	s.redactions = prepareRedactionsTable(p)
+	s.relations = prepareRelationsTable(p)
 	s.deviceKeys = prepareDeviceKeysTable(p)
 	s.oneTimeKeys = prepareOneTimeKeysTable(p)
 	s.fallbackKeys = prepareFallbackKeysTable(p)
