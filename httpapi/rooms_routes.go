@@ -30,8 +30,21 @@ func (s *Server) roomRoutes(r chi.Router) {
 		r.Get("/members", s.serve(s.authed(s.membersHandler)))
 		r.Get("/joined_members", s.serve(s.authed(s.joinedMembersHandler)))
 		r.Get("/messages", s.serve(s.authed(s.messagesHandler)))
+		r.Get("/context/{eventId}", s.serve(s.authed(s.contextHandler)))
 	})
 	s.directoryRoutes(r)
+}
+
+// roomV1Routes are the room reads the spec versions v1: relations, threads
+// and timestamp_to_event.
+func (s *Server) roomV1Routes(r chi.Router) {
+	r.Route("/_matrix/client/v1/rooms/{roomId}", func(r chi.Router) {
+		r.Get("/relations/{eventId}", s.serve(s.authed(s.relationsHandler)))
+		r.Get("/relations/{eventId}/{relType}", s.serve(s.authed(s.relationsHandler)))
+		r.Get("/relations/{eventId}/{relType}/{eventType}", s.serve(s.authed(s.relationsHandler)))
+		r.Get("/threads", s.serve(s.authed(s.threadsHandler)))
+		r.Get("/timestamp_to_event", s.serve(s.authed(s.timestampToEventHandler)))
+	})
 }
 
 // syncRoutes are /sync, the filters it applies and the push rules clients

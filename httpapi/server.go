@@ -143,6 +143,7 @@ func (s *Server) Handler() http.Handler {
 	s.adminRoutes(r)
 	s.adminPageRoutes(r)
 	s.mediaRoutes(r)
+	s.roomV1Routes(r)
 	r.Route("/_matrix/client", func(r chi.Router) {
 		r.Get("/versions", s.serve(s.versions))
 		r.Route("/v3", func(r chi.Router) {

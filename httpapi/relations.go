@@ -1,0 +1,210 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/soma-chat/soma/persistence"
+)
+
+// GET /rooms/{roomId}/relations/{eventId}[/{relType}[/{eventType}]] and
+// GET /rooms/{roomId}/threads, read from the relations projection.
+// Pagination tokens are stream tokens, as /messages'.
+
+const (
+	defaultRelationsLimit = 10
+	maxRelationsLimit     = 1000
+	relThread             = "m.thread"
+)
+
+// relationsHandler: the children of an event, newest first unless
+// dir=f. Only direct children: a recurse request is answered with
+// recursion_depth 1.
+func (s *Server) relationsHandler(r *http.Request) (int, any, error) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	dir := q.Get("dir")
+	if dir == "" {
+		dir = "b"
+	}
+	if dir != "b" && dir != "f" {
+		return 0, nil, errInvalidParam("dir must be b or f")
+	}
+	forward := dir == "f"
+	limit, err := readLimit(r, defaultRelationsLimit, maxRelationsLimit)
+	if err != nil {
+		return 0, nil, err
+	}
+	a, err := s.readableRoom(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	vc := s.newVisibilityChecker(a)
+	parent, err := s.visibleEvent(ctx, a, vc, pathParam(r, "eventId"))
+	if err != nil {
+		return 0, nil, err
+	}
+	from, to := a.bound, persistence.StreamPos(0)
+	if forward {
+		from, to = 0, a.bound
+	}
+	if tok := q.Get("from"); tok != "" {
+		if from, err = parseStreamToken(tok); err != nil {
+			return 0, nil, err
+		}
+	}
+	from = min(from, a.bound)
+	if tok := q.Get("to"); tok != "" {
+		t, err := parseStreamToken(tok)
+		if err != nil {
+			return 0, nil, err
+		}
+		if forward {
+			to = min(t, a.bound)
+		} else {
+			to = t
+		}
+	}
+	relType, evType := pathParam(r, "relType"), pathParam(r, "eventType")
+
+	var page []persistence.StoredEvent
+	cursor, exhausted, scanned := from, false, 0
+	for len(page) < limit && !exhausted && scanned < maxFilterScan {
+		batch := limit - len(page)
+		var evs []persistence.StoredEvent
+		if forward {
+			if cursor >= to {
+				exhausted = true
+				break
+			}
+			evs, err = s.store.Relations(ctx, a.nid, parent.EventID, relType, evType, cursor, to, batch, true)
+		} else {
+			if cursor <= to {
+				exhausted = true
+				break
+			}
+			evs, err = s.store.Relations(ctx, a.nid, parent.EventID, relType, evType, to, cursor, batch, false)
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		scanned += len(evs)
+		exhausted = len(evs) < batch
+		for i := range evs {
+			ev := &evs[i]
+			if forward {
+				cursor = ev.StreamPos
+			} else {
+				cursor = ev.StreamPos - 1
+			}
+			ok, err := vc.canSee(ctx, ev)
+			if err != nil {
+				return 0, nil, err
+			}
+			if ok {
+				page = append(page, *ev)
+			}
+		}
+	}
+	chunk, err := s.formatTimeline(ctx, page)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp := map[string]any{"chunk": chunk}
+	if !exhausted {
+		resp["next_batch"] = streamToken(cursor)
+	}
+	if q.Get("recurse") == "true" {
+		resp["recursion_depth"] = 1
+	}
+	return http.StatusOK, resp, nil
+}
+
+// threadsHandler: the room's threads, the most recently replied to first,
+// each root carrying its m.thread bundled aggregation.
+func (s *Server) threadsHandler(r *http.Request) (int, any, error) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	include := q.Get("include")
+	if include == "" {
+		include = "all"
+	}
+	if include != "all" && include != "participated" {
+		return 0, nil, errInvalidParam("include must be all or participated")
+	}
+	limit, err := readLimit(r, defaultRelationsLimit, maxRelationsLimit)
+	if err != nil {
+		return 0, nil, err
+	}
+	a, err := s.readableRoom(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	// A token is the latest reply of the last thread sent: the next page
+	// holds threads whose latest reply is older.
+	before := a.bound + 1
+	if tok := q.Get("from"); tok != "" {
+		if before, err = parseStreamToken(tok); err != nil {
+			return 0, nil, err
+		}
+		before = min(before, a.bound+1)
+	}
+	participant := ""
+	if include == "participated" {
+		participant = a.userID
+	}
+	threads, err := s.store.Threads(ctx, a.nid, participant, before, a.bound, limit)
+	if err != nil {
+		return 0, nil, err
+	}
+	// Which of them the caller took part in: among the threads of this
+	// window, those the participated query finds (it finds at most limit
+	// of them, the most recent first, so all of those in this page).
+	mine := map[string]bool{}
+	if participant != "" {
+		for _, th := range threads {
+			mine[th.Root.EventID] = true
+		}
+	} else if len(threads) > 0 {
+		ths, err := s.store.Threads(ctx, a.nid, a.userID, before, a.bound, limit)
+		if err != nil {
+			return 0, nil, err
+		}
+		for _, th := range ths {
+			mine[th.Root.EventID] = true
+		}
+	}
+	vc := s.newVisibilityChecker(a)
+	chunk := []*clientEvent{}
+	for i := range threads {
+		th := &threads[i]
+		ok, err := vc.canSee(ctx, &th.Root)
+		if err != nil {
+			return 0, nil, err
+		}
+		if !ok {
+			continue
+		}
+		ce, err := toClientEvent(&th.Root, true)
+		if err != nil {
+			return 0, nil, err
+		}
+		agg := map[string]any{"count": th.Count, "current_user_participated": mine[th.Root.EventID]}
+		if latest, err := s.visibleEvent(ctx, a, vc, th.LatestEventID); err == nil {
+			lc, err := toClientEvent(latest, true)
+			if err != nil {
+				return 0, nil, err
+			}
+			agg["latest_event"] = lc
+		}
+		if ce.Unsigned == nil {
+			ce.Unsigned = map[string]any{}
+		}
+		ce.Unsigned["m.relations"] = map[string]any{relThread: agg}
+		chunk = append(chunk, ce)
+	}
+	resp := map[string]any{"chunk": chunk}
+	if len(threads) == limit && limit > 0 {
+		resp["next_batch"] = streamToken(threads[len(threads)-1].Latest)
+	}
+	return http.StatusOK, resp, nil
+}
