@@ -338,8 +338,9 @@ CREATE TABLE key_backup_sessions (
 
 // schemaV9 adds the relations projection (child event → the event it
 // relates to through m.relates_to), filled for the events already stored
-// (json, not jsonb: jsonb refuses \u0000), and finds a room's events by
-// timestamp.
+// (\u0000, which PostgreSQL's JSON functions refuse, read as \u0001: it
+// only ever appears in values other than the relation's), and finds a
+// room's events by timestamp.
 const schemaV9 = `
 CREATE TABLE relations (
 	child_nid  BIGINT PRIMARY KEY,
@@ -357,7 +358,7 @@ INSERT INTO relations (child_nid, room_nid, parent_id, rel_type, child_type, str
 SELECT c.event_nid, c.room_nid, c.rel->>'event_id', c.rel->>'rel_type', c.event_type, c.stream_pos
 FROM (
 	SELECT e.event_nid, e.room_nid, e.stream_pos, t.event_type,
-		(e.event_json::json)->'content'->'m.relates_to' AS rel
+		(replace(e.event_json, '\u0000', '\u0001')::json)->'content'->'m.relates_to' AS rel
 	FROM events e JOIN event_types t ON t.event_type_nid = e.event_type_nid
 	WHERE e.event_json LIKE '%m.relates_to%'
 ) c
