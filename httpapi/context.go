@@ -196,21 +196,27 @@ func (s *Server) contextHandler(r *http.Request) (int, any, error) {
 	if last.StateKey != nil {
 		state = overrideState(state, last)
 	}
-	if f.LazyLoadMembers {
-		senders := map[string]bool{ev.Sender: true, a.userID: true}
-		for _, list := range [][]persistence.StoredEvent{before, after} {
-			for i := range list {
-				senders[list[i].Sender] = true
-			}
+	// The filter applies to the state too; lazy loading keeps only the
+	// members the events returned need, whatever the filter says.
+	senders := map[string]bool{ev.Sender: true, a.userID: true}
+	for _, list := range [][]persistence.StoredEvent{before, after} {
+		for i := range list {
+			senders[list[i].Sender] = true
 		}
-		kept := state[:0:0]
-		for _, se := range state {
-			if se.Type != spec.MRoomMember || (se.StateKey != nil && senders[*se.StateKey]) {
+	}
+	kept := state[:0:0]
+	for _, se := range state {
+		member := se.Type == spec.MRoomMember && se.StateKey != nil
+		switch {
+		case f.LazyLoadMembers && member:
+			if senders[*se.StateKey] {
 				kept = append(kept, se)
 			}
+		case f.allowsEvent(&se):
+			kept = append(kept, se)
 		}
-		state = kept
 	}
+	state = kept
 	stateOut, err := toClientEvents(state, true)
 	if err != nil {
 		return 0, nil, err

@@ -18,7 +18,7 @@ const (
 
 // relationsHandler: the children of an event, newest first unless
 // dir=f. Only direct children: a recurse request is answered with
-// recursion_depth 1.
+// recursion_depth 1 (the spec recommends 3 levels; not done yet).
 func (s *Server) relationsHandler(r *http.Request) (int, any, error) {
 	ctx := r.Context()
 	q := r.URL.Query()
@@ -113,7 +113,11 @@ func (s *Server) relationsHandler(r *http.Request) (int, any, error) {
 	if !exhausted {
 		resp["next_batch"] = streamToken(cursor)
 	}
-	if q.Get("recurse") == "true" {
+	if tok := q.Get("from"); tok != "" {
+		resp["prev_batch"] = tok
+	}
+	// Mandatory whenever recurse is given: only direct children are read.
+	if q.Has("recurse") {
 		resp["recursion_depth"] = 1
 	}
 	return http.StatusOK, resp, nil

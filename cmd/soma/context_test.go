@@ -21,6 +21,7 @@ type contextResp struct {
 type pageResp struct {
 	Chunk     []event `json:"chunk"`
 	NextBatch string  `json:"next_batch"`
+	PrevBatch string  `json:"prev_batch"`
 	End       string  `json:"end"`
 	Errcode   string  `json:"errcode"`
 }
@@ -102,6 +103,23 @@ func TestEventContext(t *testing.T) {
 		bob.must("GET", roomPath+"/context/"+pathEscape(m3)+"?limit=10&filter="+url.QueryEscape(`{"senders":["`+bob.userID+`"],"types":["m.room.message"]}`), nil, &filtered)
 		if filtered.Event.EventID != m3 || !slices.Equal(ids(filtered.EventsBefore), []string{m2}) || !slices.Equal(ids(filtered.EventsAfter), []string{m4}) {
 			t.Fatalf("filtered context: event %s before %v after %v", filtered.Event.EventID, ids(filtered.EventsBefore), ids(filtered.EventsAfter))
+		}
+
+		// The filter applies to the state; lazy loading keeps the members
+		// the events need.
+		var lazy contextResp
+		alice.must("GET", roomPath+"/context/"+pathEscape(m1)+"?limit=0&filter="+url.QueryEscape(`{"lazy_load_members":true,"not_types":["m.room.join_rules"]}`), nil, &lazy)
+		if hasState(lazy.State, "m.room.join_rules") != nil || hasState(lazy.State, "m.room.create") == nil {
+			t.Fatalf("filtered state = %v: want no join rules, the create event kept", lazy.State)
+		}
+		members := map[string]bool{}
+		for _, e := range lazy.State {
+			if e.Type == "m.room.member" {
+				members[*e.StateKey] = true
+			}
+		}
+		if !members[alice.userID] || members[bob.userID] || len(lazy.EventsBefore)+len(lazy.EventsAfter) != 0 {
+			t.Fatalf("lazy-loaded members at %s with limit 0 = %v, want only alice's", m1, members)
 		}
 
 		var res contextResp
@@ -201,7 +219,7 @@ func TestRelationsThreadsAndTimestamps(t *testing.T) {
 		}
 		var page2 pageResp
 		alice.must("GET", v1+"/relations/"+pathEscape(root)+"?limit=2&from="+page.NextBatch, nil, &page2)
-		if !slices.Equal(ids(page2.Chunk), []string{react1}) || page2.NextBatch != "" {
+		if !slices.Equal(ids(page2.Chunk), []string{react1}) || page2.NextBatch != "" || page2.PrevBatch != page.NextBatch {
 			t.Fatalf("second page = %v next %q, want [%s] and no next", ids(page2.Chunk), page2.NextBatch, react1)
 		}
 		alice.must("GET", v1+"/relations/"+pathEscape(root)+"?dir=f&limit=2", nil, &page)
