@@ -139,6 +139,9 @@ func (s *Server) threadsHandler(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if limit == 0 {
+		return 0, nil, errInvalidParam("limit must be greater than zero")
+	}
 	a, err := s.readableRoom(r)
 	if err != nil {
 		return 0, nil, err
@@ -207,7 +210,7 @@ func (s *Server) threadsHandler(r *http.Request) (int, any, error) {
 		chunk = append(chunk, ce)
 	}
 	resp := map[string]any{"chunk": chunk}
-	if len(threads) == limit && limit > 0 {
+	if len(threads) == limit {
 		resp["next_batch"] = streamToken(threads[len(threads)-1].Latest)
 	}
 	return http.StatusOK, resp, nil

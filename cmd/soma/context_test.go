@@ -288,6 +288,10 @@ func TestRelationsThreadsAndTimestamps(t *testing.T) {
 			t.Fatalf("threads page 2 = %v, want [%s]", ids(threads.Chunk), rootA)
 		}
 
+		if code := bob.do("GET", v1+"/threads?limit=0", nil, &res); code != http.StatusBadRequest || res.Errcode != "M_INVALID_PARAM" {
+			t.Fatalf("threads with limit 0: %d %s, want 400 M_INVALID_PARAM", code, res.Errcode)
+		}
+
 		// timestamp_to_event, both ways, from the timestamp of an event.
 		var ev struct {
 			TS int64 `json:"origin_server_ts"`
