@@ -34,6 +34,7 @@ type Config struct {
 	Metrics      MetricsConfig      `yaml:"metrics"`
 	TURN         TURNConfig         `yaml:"turn"`
 	Media        MediaConfig        `yaml:"media"`
+	Presence     PresenceConfig     `yaml:"presence"`
 	Debug        DebugConfig        `yaml:"debug"`
 }
 
@@ -164,6 +165,13 @@ type MediaConfig struct {
 	MaxUploadSize int64 `yaml:"max_upload_size"`
 }
 
+// PresenceConfig is user presence (online, unavailable, offline).
+type PresenceConfig struct {
+	// Enabled tracks presence and shows it in /sync; off, presence updates
+	// are accepted and ignored and everyone shows offline.
+	Enabled bool `yaml:"enabled"`
+}
+
 // DebugConfig holds switches for testing a deployment, all off by default.
 type DebugConfig struct {
 	// FaultInjection lets admins make a room actor panic on purpose
@@ -212,6 +220,7 @@ func base() *Config {
 	c.Metrics.MaxRoomSeries = 100
 	c.TURN.UserLifetime = Duration{time.Hour}
 	c.Media.MaxUploadSize = 50 << 20
+	c.Presence.Enabled = true
 	return c
 }
 

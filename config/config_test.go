@@ -121,6 +121,7 @@ func otherValue(t *testing.T, key string) string {
 		"metrics.listen":                  "[::1]:9100",
 		"metrics.max_room_series":         "5",
 		"debug.fault_injection":           "true",
+		"presence.enabled":                "false",
 		"turn.uris":                       "turn:turn.example.org:3478?transport=udp, turns:turn.example.org:5349",
 		"turn.shared_secret":              "coturn-secret",
 		"turn.user_lifetime":              "24h",

@@ -156,6 +156,13 @@ media:
   # get 413 M_TOO_LARGE. Clients read it from the media config endpoint.
   max_upload_size: 52428800
 
+# Presence: whether users show online, unavailable (idle) or offline to
+# those who share a room with them. Kept in each node's memory.
+presence:
+  # Off, presence updates are accepted and ignored, everyone shows offline
+  # and /sync carries no presence: less work for big deployments.
+  enabled: true
+
 debug:
   # Lets admins make a room actor panic on purpose with
   # POST /_soma/admin/v1/rooms/{roomId}/fault, to watch supervision (the

@@ -77,6 +77,10 @@ type Options struct {
 	// Typing is the node's typing state; nil accepts typing notifications
 	// and shows none.
 	Typing TypingTracker
+	// Presence is the node's presence state; nil is presence disabled:
+	// PUTs are accepted and ignored, everyone shows offline, /sync shows
+	// none.
+	Presence PresenceTracker
 	// Media is the media repository; without Files it is not served.
 	Media MediaOptions
 }
@@ -153,6 +157,7 @@ func (s *Server) Handler() http.Handler {
 			s.accountDataRoutes(r)
 			s.receiptRoutes(r)
 			s.typingRoutes(r)
+			s.presenceRoutes(r)
 			s.keysRoutes(r)
 		})
 		// r0 is what older clients still call; the shapes are the same.
@@ -163,6 +168,7 @@ func (s *Server) Handler() http.Handler {
 			s.accountDataRoutes(r)
 			s.receiptRoutes(r)
 			s.typingRoutes(r)
+			s.presenceRoutes(r)
 			s.keysRoutes(r)
 		})
 	})

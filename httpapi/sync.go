@@ -32,6 +32,10 @@ type syncRequest struct {
 	// typingSince is the since token's typing serial; typingTo is set by
 	// computeSync to the serial its next_batch carries.
 	typingSince, typingTo int64
+	// presenceSince and presenceTo are the same for presence;
+	// presenceUsers are the users whose presence the sync shows.
+	presenceSince, presenceTo int64
+	presenceUsers             []string
 }
 
 type timeline struct {
@@ -87,7 +91,7 @@ type syncResponse struct {
 
 func (r *syncResponse) empty() bool {
 	return len(r.Rooms.Join) == 0 && len(r.Rooms.Invite) == 0 && len(r.Rooms.Leave) == 0 &&
-		len(r.AccountData.Events) == 0 && len(r.ToDevice.Events) == 0 && len(r.DeviceLists.Changed) == 0
+		len(r.AccountData.Events) == 0 && len(r.Presence.Events) == 0 && len(r.ToDevice.Events) == 0 && len(r.DeviceLists.Changed) == 0
 }
 
 // syncHandler: GET /sync. It reads projections up to the store's safe
@@ -98,11 +102,11 @@ func (s *Server) syncHandler(r *http.Request) (int, any, error) {
 	q := r.URL.Query()
 	req := syncRequest{userID: c.UserID, deviceID: c.DeviceID, limit: defaultTimelineLimit, fullState: q.Get("full_state") == "true"}
 	if tok := q.Get("since"); tok != "" {
-		p, typing, err := parseSyncToken(tok)
+		p, ss, err := parseSyncToken(tok)
 		if err != nil {
 			return 0, nil, err
 		}
-		req.since, req.typingSince, req.hasSince = p, typing, true
+		req.since, req.typingSince, req.presenceSince, req.hasSince = p, ss.typing, ss.presence, true
 	}
 	f, err := parseSyncFilter(q.Get("filter"))
 	if err != nil {
@@ -125,6 +129,12 @@ func (s *Server) syncHandler(r *http.Request) (int, any, error) {
 		timeout = min(time.Duration(ms)*time.Millisecond, maxSyncTimeout)
 	}
 
+	setPresence, err := parseSetPresence(q.Get("set_presence"))
+	if err != nil {
+		return 0, nil, err
+	}
+	s.presenceSynced(&req, setPresence)
+
 	deadline := time.Now().Add(timeout)
 	for {
 		resp, rooms, to, err := s.computeSync(r.Context(), &req)
@@ -140,16 +150,19 @@ func (s *Server) syncHandler(r *http.Request) (int, any, error) {
 		if s.opts.Typing != nil {
 			typed, cancelTyping = s.opts.Typing.Wait(rooms, req.typingTo)
 		}
+		presenced, cancelPresence := s.presenceWait(&req)
 		timer := time.NewTimer(time.Until(deadline))
 		select {
 		case <-woke:
 		case <-typed:
+		case <-presenced:
 		case <-timer.C:
 		case <-r.Context().Done():
 		}
 		timer.Stop()
 		cancel()
 		cancelTyping()
+		cancelPresence()
 		if r.Context().Err() != nil {
 			return http.StatusOK, resp, nil
 		}
@@ -165,6 +178,10 @@ func (s *Server) computeSync(ctx context.Context, req *syncRequest) (*syncRespon
 	if s.opts.Typing != nil {
 		req.typingTo = s.opts.Typing.Serial()
 	}
+	req.presenceTo = 0
+	if s.opts.Presence != nil {
+		req.presenceTo = s.opts.Presence.Serial()
+	}
 	to, err := s.store.MaxStreamPos(ctx)
 	if err != nil {
 		return nil, nil, 0, err
@@ -173,7 +190,7 @@ func (s *Server) computeSync(ctx context.Context, req *syncRequest) (*syncRespon
 		to = req.since // a token from before a restart that lost nothing committed
 	}
 	resp := &syncResponse{
-		NextBatch:        syncToken(to, req.typingTo),
+		NextBatch:        syncToken(to, req.typingTo, req.presenceTo),
 		Rooms:            syncRooms{Join: map[string]*joinedRoom{}, Invite: map[string]*invitedRoom{}, Leave: map[string]*leftRoom{}},
 		Presence:         eventList[any]{Events: []any{}},
 		AccountData:      eventList[any]{Events: []any{}},
@@ -198,6 +215,9 @@ func (s *Server) computeSync(ctx context.Context, req *syncRequest) (*syncRespon
 		return nil, nil, 0, err
 	}
 	typing := s.typingFor(req, joined)
+	if resp.Presence.Events, err = s.presenceFor(ctx, req, ms); err != nil {
+		return nil, nil, 0, err
+	}
 	resp.AccountData.Events = streams.global
 	if err := s.syncDeviceStreams(ctx, req, to, resp); err != nil {
 		return nil, nil, 0, err

@@ -30,24 +30,34 @@ func parseStreamToken(tok string) (persistence.StreamPos, error) {
 }
 
 // syncToken is /sync's next_batch: the stream token, then the node's
-// typing serial after an underscore ("s<position>_<typing>"). Handed to
-// /messages, it reads as its stream token.
-func syncToken(p persistence.StreamPos, typing int64) string {
-	return streamToken(p) + "_" + strconv.FormatInt(typing, 10)
+// typing and presence serials after underscores
+// ("s<position>_<typing>_<presence>"). Handed to /messages, it reads as
+// its stream token.
+func syncToken(p persistence.StreamPos, typing, presence int64) string {
+	return streamToken(p) + "_" + strconv.FormatInt(typing, 10) + "_" + strconv.FormatInt(presence, 10)
 }
 
-// parseSyncToken reads a since token; a plain stream token has typing 0.
-func parseSyncToken(tok string) (persistence.StreamPos, int64, error) {
+// syncSerials are the per-node serials a sync token carries after its
+// stream position.
+type syncSerials struct{ typing, presence int64 }
+
+// parseSyncToken reads a since token; the serials a token lacks (a plain
+// stream token, or one from before presence) are 0.
+func parseSyncToken(tok string) (persistence.StreamPos, syncSerials, error) {
 	p, err := parseStreamToken(tok)
 	if err != nil {
-		return 0, 0, err
+		return 0, syncSerials{}, err
 	}
-	var typing int64
-	if _, t, ok := strings.Cut(tok, "_"); ok {
-		typing, err = strconv.ParseInt(t, 10, 64)
-		if err != nil || typing < 0 {
-			return 0, 0, errInvalidParam("invalid sync token")
+	var ss syncSerials
+	parts := strings.Split(tok, "_")[1:]
+	for i, dst := range []*int64{&ss.typing, &ss.presence} {
+		if i >= len(parts) {
+			break
+		}
+		*dst, err = strconv.ParseInt(parts[i], 10, 64)
+		if err != nil || *dst < 0 {
+			return 0, syncSerials{}, errInvalidParam("invalid sync token")
 		}
 	}
-	return p, typing, nil
+	return p, ss, nil
 }

@@ -107,6 +107,10 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 		}
 		return nil
 	}}
+	var presence httpapi.PresenceTracker // nil: presence disabled
+	if cfg.Presence.Enabled {
+		presence = actors.NewPresence()
+	}
 	api := httpapi.NewServer(httpapi.Options{
 		ServerName:          cfg.ServerName,
 		RegistrationEnabled: cfg.Registration.Enabled,
@@ -127,6 +131,7 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 		FaultInjection:           cfg.Debug.FaultInjection,
 		Publisher:                notifier,
 		Typing:                   actors.NewTyping(),
+		Presence:                 presence,
 		Media:                    httpapi.MediaOptions{Files: mediaFiles, MaxUploadSize: cfg.Media.MaxUploadSize},
 	}, store, router, notifier, log)
 
