@@ -43,26 +43,9 @@ func (s *Server) relationsHandler(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	from, to := a.bound, persistence.StreamPos(0)
-	if forward {
-		from, to = 0, a.bound
-	}
-	if tok := q.Get("from"); tok != "" {
-		if from, err = parseStreamToken(tok); err != nil {
-			return 0, nil, err
-		}
-	}
-	from = min(from, a.bound)
-	if tok := q.Get("to"); tok != "" {
-		t, err := parseStreamToken(tok)
-		if err != nil {
-			return 0, nil, err
-		}
-		if forward {
-			to = min(t, a.bound)
-		} else {
-			to = t
-		}
+	from, to, err := pageRange(q, a.bound, forward)
+	if err != nil {
+		return 0, nil, err
 	}
 	relType, evType := pathParam(r, "relType"), pathParam(r, "eventType")
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -209,31 +210,9 @@ func (s *Server) messagesHandler(r *http.Request) (int, any, error) {
 		}
 	}
 	forward := dir == "f"
-	from := a.bound
-	if forward {
-		from = 0
-	}
-	if tok := q.Get("from"); tok != "" {
-		if from, err = parseStreamToken(tok); err != nil {
-			return 0, nil, err
-		}
-	}
-	// Positions past the bound do not exist for this user.
-	from = min(from, a.bound)
-	var to persistence.StreamPos
-	if forward {
-		to = a.bound
-	}
-	if tok := q.Get("to"); tok != "" {
-		t, err := parseStreamToken(tok)
-		if err != nil {
-			return 0, nil, err
-		}
-		if forward {
-			to = min(t, a.bound)
-		} else {
-			to = t
-		}
+	from, to, err := pageRange(q, a.bound, forward)
+	if err != nil {
+		return 0, nil, err
 	}
 
 	// A filter that drops events reads in larger batches, at most
@@ -341,4 +320,32 @@ func (s *Server) chunkMembers(ctx context.Context, evs []persistence.StoredEvent
 		out = append(out, ce)
 	}
 	return out, nil
+}
+
+// pageRange reads the from and to tokens of a paginated read (/messages,
+// /relations) in direction forward, for a user who may read up to bound:
+// from defaults to the start (forward) or the bound, to to the bound or the
+// start; positions past the bound do not exist for this user.
+func pageRange(q url.Values, bound persistence.StreamPos, forward bool) (from, to persistence.StreamPos, err error) {
+	from, to = bound, 0
+	if forward {
+		from, to = 0, bound
+	}
+	if tok := q.Get("from"); tok != "" {
+		if from, err = parseStreamToken(tok); err != nil {
+			return 0, 0, err
+		}
+	}
+	from = min(from, bound)
+	if tok := q.Get("to"); tok != "" {
+		t, err := parseStreamToken(tok)
+		if err != nil {
+			return 0, 0, err
+		}
+		to = t
+		if forward {
+			to = min(t, bound)
+		}
+	}
+	return from, to, nil
 }
