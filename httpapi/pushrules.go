@@ -5,9 +5,10 @@ import (
 	"strings"
 )
 
-// Push rules: the spec's server-default ruleset for the caller, read-only.
-// Clients (matrix-js-sdk, Element) refuse to start syncing without it. User
-// rules, their storage and server-side evaluation come later.
+// Push rules: the spec's server-default ruleset for the caller, with the
+// user's own rules and changes (pushrules_write.go). Clients
+// (matrix-js-sdk, Element) refuse to start syncing without it. Server-side
+// evaluation (notification counts) comes later.
 
 type pushCondition struct {
 	Kind    string `json:"kind"`
@@ -32,22 +33,6 @@ type pushRuleset struct {
 	Room      []pushRule `json:"room"`
 	Sender    []pushRule `json:"sender"`
 	Underride []pushRule `json:"underride"`
-}
-
-func (rs *pushRuleset) kind(k string) ([]pushRule, bool) {
-	switch k {
-	case "override":
-		return rs.Override, true
-	case "content":
-		return rs.Content, true
-	case "room":
-		return rs.Room, true
-	case "sender":
-		return rs.Sender, true
-	case "underride":
-		return rs.Underride, true
-	}
-	return nil, false
 }
 
 var (
@@ -117,7 +102,10 @@ func defaultPushRules(userID string) *pushRuleset {
 // pushRulesHandler: GET /pushrules/ and GET /pushrules/global/.
 func (s *Server) pushRulesHandler(global bool) handlerFunc {
 	return func(r *http.Request) (int, any, error) {
-		rules := defaultPushRules(callerFrom(r.Context()).UserID)
+		rules, err := s.pushRules(r.Context(), callerFrom(r.Context()).UserID)
+		if err != nil {
+			return 0, nil, err
+		}
 		if global {
 			return http.StatusOK, rules, nil
 		}
@@ -128,23 +116,20 @@ func (s *Server) pushRulesHandler(global bool) handlerFunc {
 // pushRuleHandler: GET /pushrules/global/{kind}/{ruleId}[/enabled|/actions].
 func (s *Server) pushRuleHandler(attr string) handlerFunc {
 	return func(r *http.Request) (int, any, error) {
-		rules, ok := defaultPushRules(callerFrom(r.Context()).UserID).kind(pathParam(r, "kind"))
-		if !ok {
-			return 0, nil, errInvalidParam("unknown push rule kind")
+		rules, err := s.pushRules(r.Context(), callerFrom(r.Context()).UserID)
+		if err != nil {
+			return 0, nil, err
 		}
-		id := pathParam(r, "ruleId")
-		for _, rule := range rules {
-			if rule.RuleID != id {
-				continue
-			}
-			switch attr {
-			case "enabled":
-				return http.StatusOK, map[string]bool{"enabled": rule.Enabled}, nil
-			case "actions":
-				return http.StatusOK, map[string]any{"actions": rule.Actions}, nil
-			}
-			return http.StatusOK, rule, nil
+		rule, err := rules.find(pathParam(r, "kind"), pathParam(r, "ruleId"))
+		if err != nil {
+			return 0, nil, err
 		}
-		return 0, nil, errNotFound("no such push rule")
+		switch attr {
+		case "enabled":
+			return http.StatusOK, map[string]bool{"enabled": rule.Enabled}, nil
+		case "actions":
+			return http.StatusOK, map[string]any{"actions": rule.Actions}, nil
+		}
+		return http.StatusOK, rule, nil
 	}
 }

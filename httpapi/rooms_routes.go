@@ -58,4 +58,5 @@ func (s *Server) syncRoutes(r chi.Router) {
 	r.Get("/pushrules/global/{kind}/{ruleId}", s.serve(s.authed(s.pushRuleHandler(""))))
 	r.Get("/pushrules/global/{kind}/{ruleId}/enabled", s.serve(s.authed(s.pushRuleHandler("enabled"))))
 	r.Get("/pushrules/global/{kind}/{ruleId}/actions", s.serve(s.authed(s.pushRuleHandler("actions"))))
+	s.pushRuleWriteRoutes(r)
 }
