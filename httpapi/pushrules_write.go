@@ -65,6 +65,7 @@ func (s *Server) savePushRules(ctx context.Context, userID string, rs *pushRules
 	if err != nil {
 		return err
 	}
+	defer s.pushCache.forget(userID)
 	return s.putUserData(ctx, userID, "", pushRulesAccountData, raw)
 }
 

@@ -102,6 +102,8 @@ type Server struct {
 
 	// toDeviceTxns are the to-device transactions done lately.
 	toDeviceTxns txnSet
+	// pushCache holds users' compiled push rules.
+	pushCache pushRuleCache
 }
 
 // NewServer wires a Server; Handler returns its routes.

@@ -496,12 +496,16 @@ func (s *Server) syncJoinedRoom(ctx context.Context, req *syncRequest, m persist
 	if err != nil {
 		return nil, err
 	}
+	unread, err := s.unreadCounts(ctx, req.userID, m, to)
+	if err != nil {
+		return nil, err
+	}
 	return &joinedRoom{
 		Timeline:            tl,
 		State:               eventList[*clientEvent]{Events: state},
 		Ephemeral:           eventList[any]{Events: []any{}},
 		AccountData:         eventList[any]{Events: []any{}},
-		UnreadNotifications: map[string]int{"highlight_count": 0, "notification_count": 0},
+		UnreadNotifications: unread,
 		Summary:             map[string]any{},
 	}, nil
 }

@@ -293,6 +293,8 @@ type RoomReader interface {
 	MembershipsForUser(ctx context.Context, userID string) ([]Membership, error)
 	// MembershipOf returns ErrNotFound when the user never had one.
 	MembershipOf(ctx context.Context, room RoomNID, userID string) (*Membership, error)
+	// JoinedMemberCount counts the room's joined members.
+	JoinedMemberCount(ctx context.Context, room RoomNID) (int, error)
 	// TxnIDForEvent returns the transaction ID the device sent the event
 	// with, or ErrNotFound.
 	TxnIDForEvent(ctx context.Context, eventID, userID, deviceID string) (string, error)

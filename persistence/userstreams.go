@@ -47,6 +47,10 @@ type UserStreams interface {
 	// the user's previous one of the same type and thread in the room, and
 	// returns its position.
 	PutReceipt(ctx context.Context, r Receipt) (StreamPos, error)
+	// LatestReadReceipt returns the event of the user's newest unthreaded
+	// or main-thread read receipt (public or private) in the room;
+	// ErrNotFound when there is none.
+	LatestReadReceipt(ctx context.Context, room RoomNID, userID string) (string, error)
 	// ReceiptsBetween returns the receipts of the rooms whose position is
 	// in (from, to], oldest first.
 	ReceiptsBetween(ctx context.Context, rooms []RoomNID, from, to StreamPos) ([]Receipt, error)

@@ -294,3 +294,51 @@ func TestTypingNotifications(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreadNotificationCounts: a room's unread_notifications follow the
+// reader's push rules from their read receipt on, and a receipt clears
+// them.
+func TestUnreadNotificationCounts(t *testing.T) {
+	srv := startServer(t, t.TempDir(), "SOMA_RATE_LIMITS_ENABLED=false")
+	alice, bob, carol := srv.register("alice"), srv.register("bob"), srv.register("carol")
+	var created struct {
+		RoomID string `json:"room_id"`
+	}
+	alice.must("POST", "/_matrix/client/v3/createRoom", map[string]any{"preset": "public_chat"}, &created)
+	room := created.RoomID
+	for _, c := range []*client{bob, carol} {
+		c.must("POST", "/_matrix/client/v3/join/"+pathEscape(room), map[string]any{}, nil)
+	}
+	counts := func() (int, int) {
+		t.Helper()
+		var s struct {
+			Rooms struct {
+				Join map[string]struct {
+					Unread map[string]int `json:"unread_notifications"`
+				} `json:"join"`
+			} `json:"rooms"`
+		}
+		alice.must("GET", "/_matrix/client/v3/sync?timeout=0", nil, &s)
+		u := s.Rooms.Join[room].Unread
+		return u["notification_count"], u["highlight_count"]
+	}
+	if n, h := counts(); n != 0 || h != 0 {
+		t.Fatalf("before any message: %d notifications, %d highlights", n, h)
+	}
+	bob.send(room, "b1", "hello everyone")
+	carol.send(room, "c1", "alice, are you there?")
+	last := bob.send(room, "b2", "and another")
+	alice.send(room, "a1", "my own message does not count")
+	if n, h := counts(); n != 3 || h != 1 {
+		t.Fatalf("after three messages, one naming alice: %d notifications, %d highlights; want 3 and 1", n, h)
+	}
+	// Turning off .m.rule.message leaves the highlight only.
+	alice.must("PUT", "/_matrix/client/v3/pushrules/global/underride/.m.rule.message/enabled", map[string]any{"enabled": false}, nil)
+	if n, h := counts(); n != 1 || h != 1 {
+		t.Fatalf("with .m.rule.message off: %d notifications, %d highlights; want 1 and 1", n, h)
+	}
+	alice.must("POST", "/_matrix/client/v3/rooms/"+pathEscape(room)+"/receipt/m.read/"+pathEscape(last), map[string]any{}, nil)
+	if n, h := counts(); n != 0 || h != 0 {
+		t.Fatalf("after reading: %d notifications, %d highlights; want none", n, h)
+	}
+}

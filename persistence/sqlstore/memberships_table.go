@@ -33,6 +33,8 @@ WHERE m.user_id = $1 ORDER BY m.room_nid`
 const selectMembershipSQL = "SELECT " + membershipColumns + `
 WHERE m.room_nid = $1 AND m.user_id = $2`
 
+const countJoinedMembersSQL = "SELECT COUNT(*) FROM memberships WHERE room_nid = $1 AND membership = 'join'"
+
 const selectRoomMembershipsSQL = "SELECT " + membershipColumns + `
 WHERE m.room_nid = $1 ORDER BY m.user_id`
 
@@ -44,6 +46,7 @@ type membershipsTable struct {
 	selectMembership        *sql.Stmt
 	updateForgotten         *sql.Stmt
 	selectRoomMemberships   *sql.Stmt
+	countJoined             *sql.Stmt
 }
 
 func prepareMembershipsTable(p *preparer) *membershipsTable {
@@ -53,6 +56,7 @@ func prepareMembershipsTable(p *preparer) *membershipsTable {
 		selectMembership:        p.prepare(selectMembershipSQL),
 		updateForgotten:         p.prepare(updateForgottenSQL),
 		selectRoomMemberships:   p.prepare(selectRoomMembershipsSQL),
+		countJoined:             p.prepare(countJoinedMembersSQL),
 	}
 }
 

@@ -102,6 +102,15 @@ func (s *Store) MembershipOf(ctx context.Context, room persistence.RoomNID, user
 	return m, nil
 }
 
+// JoinedMemberCount implements persistence.RoomReader.
+func (s *Store) JoinedMemberCount(ctx context.Context, room persistence.RoomNID) (int, error) {
+	var n int
+	if err := s.memberships.countJoined.QueryRowContext(ctx, room).Scan(&n); err != nil {
+		return 0, fmt.Errorf("persistence.JoinedMemberCount: %w", err)
+	}
+	return n, nil
+}
+
 // ForgetRoom implements persistence.RoomReader: ErrNotFound when the user
 // has no membership of the room. Whether the user may forget it (not while
 // joined) is the caller's rule.

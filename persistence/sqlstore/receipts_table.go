@@ -23,9 +23,14 @@ FROM receipts rc JOIN rooms r ON r.room_nid = rc.room_nid
 WHERE IN_NIDS(rc.room_nid, $1) AND rc.stream_pos > $2 AND rc.stream_pos <= $3
 ORDER BY rc.stream_pos`
 
+const selectLatestReadReceiptSQL = `
+SELECT event_id FROM receipts
+WHERE room_nid = $1 AND user_id = $2 AND receipt_type IN ('m.read', 'm.read.private') AND thread_id IN ('', 'main')
+ORDER BY stream_pos DESC LIMIT 1`
+
 type receiptsTable struct {
-	d                     *Dialect
-	upsert, selectBetween *sql.Stmt
+	d                                 *Dialect
+	upsert, selectBetween, selectRead *sql.Stmt
 }
 
 func prepareReceiptsTable(p *preparer) *receiptsTable {
@@ -33,6 +38,7 @@ func prepareReceiptsTable(p *preparer) *receiptsTable {
 		d:             p.d,
 		upsert:        p.prepare(upsertReceiptSQL),
 		selectBetween: p.prepare(selectReceiptsBetweenSQL),
+		selectRead:    p.prepare(selectLatestReadReceiptSQL),
 	}
 }
 

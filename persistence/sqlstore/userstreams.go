@@ -60,6 +60,15 @@ func (s *Store) PutReceipt(ctx context.Context, r persistence.Receipt) (persiste
 	return pos, nil
 }
 
+// LatestReadReceipt implements persistence.UserStreams.
+func (s *Store) LatestReadReceipt(ctx context.Context, room persistence.RoomNID, userID string) (string, error) {
+	var id string
+	if err := s.receipts.selectRead.QueryRowContext(ctx, room, userID).Scan(&id); err != nil {
+		return "", fmt.Errorf("persistence.LatestReadReceipt: %w", notFoundIfNoRows(err))
+	}
+	return id, nil
+}
+
 // ReceiptsBetween implements persistence.UserStreams.
 func (s *Store) ReceiptsBetween(ctx context.Context, rooms []persistence.RoomNID, from, to persistence.StreamPos) ([]persistence.Receipt, error) {
 	if len(rooms) == 0 {

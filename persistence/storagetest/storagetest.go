@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"AccountDataSharesTheEventStream", testAccountData},
 		{"ReceiptsReplacePerTypeAndThread", testReceipts},
 		{"StreamRowsTakeDistinctPositionsConcurrently", testStreamRowsUnderConcurrency},
+		{"LatestReadReceiptAndJoinedMemberCount", testReadReceiptAndMemberCount},
 		{"DeviceKeysOneTimeKeysAndFallbackKeys", testDeviceKeysAndOneTimeKeys},
 		{"DeviceListChangesReachThoseWhoShareARoom", testDeviceListChanges},
 		{"ToDeviceMessagesAreReadAndAcknowledged", testToDevice},

@@ -169,3 +169,27 @@ func testStreamRowsUnderConcurrency(t *testing.T, s persistence.Store) {
 		}
 	}
 }
+
+func testReadReceiptAndMemberCount(t *testing.T, s persistence.Store) {
+	ctx := context.Background()
+	r := newRoom(s, "!count:x")
+	r.create(t, "@alice:x")
+	r.mustCommit(t, r.member("@bob:x", "join"), r.member("@carol:x", "join"))
+	r.mustCommit(t, r.member("@carol:x", "leave"))
+	if n, err := s.JoinedMemberCount(ctx, r.nid); err != nil || n != 2 {
+		t.Fatalf("JoinedMemberCount = %d, %v; want 2", n, err)
+	}
+	_, err := s.LatestReadReceipt(ctx, r.nid, "@bob:x")
+	wantErr(t, "LatestReadReceipt without receipts", err, persistence.ErrNotFound)
+	put := func(typ, thread, ev string) {
+		t.Helper()
+		_, err := s.PutReceipt(ctx, persistence.Receipt{RoomNID: r.nid, UserID: "@bob:x", Type: typ, ThreadID: thread, EventID: ev, TS: 1})
+		noErr(t, "PutReceipt", err)
+	}
+	put("m.read", "", "$one")
+	put("m.read.private", "", "$two")
+	put("m.read", "$thread-root", "$in-a-thread")
+	if id, err := s.LatestReadReceipt(ctx, r.nid, "@bob:x"); err != nil || id != "$two" {
+		t.Fatalf("LatestReadReceipt = %q, %v; want the newest unthreaded one, $two", id, err)
+	}
+}

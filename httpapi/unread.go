@@ -1,0 +1,159 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/soma-chat/soma/persistence"
+)
+
+// Unread notification counts, derived when a user syncs a room: the
+// events after the user's read receipt (or join) evaluated against the
+// user's push rules. A send costs nothing per member; each member's sync
+// pays for the events they have not read, at most maxUnreadScan of them.
+
+// maxUnreadScan bounds the events one room's count reads; past it the
+// count says maxUnreadScan.
+const maxUnreadScan = 100
+
+// defaultRoomNotifyLevel is the power level @room needs without a
+// notifications.room entry in the room's power levels.
+const defaultRoomNotifyLevel = 50
+
+// unreadCounts returns the room's unread_notifications for the user.
+func (s *Server) unreadCounts(ctx context.Context, userID string, m persistence.Membership, to persistence.StreamPos) (map[string]int, error) {
+	counts := map[string]int{"highlight_count": 0, "notification_count": 0}
+	from := m.StreamPos // the join: nothing before it is unread
+	readID, err := s.store.LatestReadReceipt(ctx, m.RoomNID, userID)
+	switch {
+	case err == nil:
+		if ev, err := s.store.EventByID(ctx, readID); err == nil && ev.RoomNID == m.RoomNID {
+			from = max(from, ev.StreamPos)
+		} else if err != nil && !errors.Is(err, persistence.ErrNotFound) {
+			return nil, err
+		}
+	case !errors.Is(err, persistence.ErrNotFound):
+		return nil, err
+	}
+	if from >= to {
+		return counts, nil
+	}
+	evs, err := s.store.RoomEvents(ctx, m.RoomNID, from, to, maxUnreadScan, true)
+	if err != nil || len(evs) == 0 {
+		return counts, err
+	}
+	rules, err := s.compiledPushRules(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	pc, levels, err := s.pushContextFor(ctx, userID, m.RoomNID)
+	if err != nil {
+		return nil, err
+	}
+	for i := range evs {
+		ev := &evs[i]
+		if ev.Sender == userID || ev.RedactedBy != "" {
+			continue
+		}
+		var fields map[string]any
+		dec := json.NewDecoder(bytes.NewReader(ev.JSON))
+		dec.UseNumber()
+		if err := dec.Decode(&fields); err != nil {
+			continue
+		}
+		pc.senderCanNotifyRoom = levels.userLevel(ev.Sender) >= levels.roomNotify
+		o := rules.evaluate(fields, pc)
+		if o.notify {
+			counts["notification_count"]++
+		}
+		if o.highlight {
+			counts["highlight_count"]++
+		}
+	}
+	return counts, nil
+}
+
+// compiledPushRules returns the user's compiled ruleset, from the cache.
+func (s *Server) compiledPushRules(ctx context.Context, userID string) (*compiledRuleset, error) {
+	if rs := s.pushCache.get(userID); rs != nil {
+		return rs, nil
+	}
+	rules, err := s.pushRules(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	rs := compilePushRules(rules)
+	s.pushCache.put(userID, rs)
+	return rs, nil
+}
+
+// roomPowerLevels is what the sender_notification_permission condition
+// reads of the room's power levels.
+type roomPowerLevels struct {
+	users        map[string]json.Number
+	usersDefault json.Number
+	roomNotify   int64
+}
+
+func (l *roomPowerLevels) userLevel(userID string) int64 {
+	v, ok := l.users[userID]
+	if !ok {
+		v = l.usersDefault
+	}
+	n, _ := v.Int64()
+	return n
+}
+
+// pushContextFor reads what the conditions need of the room: the user's
+// display name in it, its joined member count and its power levels.
+func (s *Server) pushContextFor(ctx context.Context, userID string, room persistence.RoomNID) (*pushContext, *roomPowerLevels, error) {
+	pc := &pushContext{userID: userID}
+	member, err := s.store.CurrentStateEvent(ctx, room, spec.MRoomMember, userID)
+	if err != nil && !errors.Is(err, persistence.ErrNotFound) {
+		return nil, nil, err
+	}
+	if member != nil {
+		var c struct {
+			Content struct {
+				DisplayName string `json:"displayname"`
+			} `json:"content"`
+		}
+		_ = json.Unmarshal(member.JSON, &c)
+		pc.displayName = c.Content.DisplayName
+	}
+	if pc.memberCount, err = s.store.JoinedMemberCount(ctx, room); err != nil {
+		return nil, nil, err
+	}
+	levels := &roomPowerLevels{usersDefault: "0", roomNotify: defaultRoomNotifyLevel}
+	pl, err := s.store.CurrentStateEvent(ctx, room, spec.MRoomPowerLevels, "")
+	if err != nil && !errors.Is(err, persistence.ErrNotFound) {
+		return nil, nil, err
+	}
+	if pl != nil {
+		var c struct {
+			Content struct {
+				Users         map[string]json.Number `json:"users"`
+				UsersDefault  *json.Number           `json:"users_default"`
+				Notifications map[string]json.Number `json:"notifications"`
+			} `json:"content"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(pl.JSON))
+		dec.UseNumber()
+		if dec.Decode(&c) == nil {
+			levels.users = c.Content.Users
+			if c.Content.UsersDefault != nil {
+				levels.usersDefault = *c.Content.UsersDefault
+			}
+			if n, ok := c.Content.Notifications["room"]; ok {
+				if v, err := n.Int64(); err == nil {
+					levels.roomNotify = v
+				}
+			}
+		}
+	}
+	return pc, levels, nil
+}
