@@ -5,8 +5,9 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"testing"
+
+	"github.com/soma-chat/soma/persistence/storagetest"
 )
 
 // relationsFixture is events written before migration 9: the migration
@@ -57,21 +58,7 @@ func TestMigrationToV9BackfillsRelations(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			evs, err := s.Relations(ctx, 1, "$root", "", "", 0, 1<<40, 10, true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var ids []string
-			for _, ev := range evs {
-				ids = append(ids, ev.EventID)
-			}
-			if want := []string{"$thread", "$nul"}; !slices.Equal(ids, want) {
-				t.Fatalf("relations after the migration = %v, want %v", ids, want)
-			}
-			ths, err := s.Threads(ctx, 1, "", 1<<40, 1<<40, 10)
-			if err != nil || len(ths) != 1 || ths[0].Root.EventID != "$root" || ths[0].Count != 1 {
-				t.Fatalf("threads after the migration = %+v, %v", ths, err)
-			}
+			storagetest.CheckRelationsBackfill(t, s)
 		})
 	}
 }

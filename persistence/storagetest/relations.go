@@ -184,3 +184,28 @@ func testEventsNearTimestamp(t *testing.T, s persistence.Store) {
 		t.Fatalf("EventsNearTimestamp past the bound = %v", eventIDs(got))
 	}
 }
+
+// CheckRelationsBackfill is what the backends' migration tests assert
+// after migrating a database whose events predate the relations
+// projection (room NID 1, events $root, $thread (m.thread), $reply (a
+// reply only), two malformed relations and $nul (an annotation whose body
+// holds \u0000)): only the well-formed relations are found.
+func CheckRelationsBackfill(t *testing.T, s persistence.Store) {
+	t.Helper()
+	ctx := context.Background()
+	evs, err := s.Relations(ctx, 1, "$root", "", "", 0, 1<<40, 10, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, ev := range evs {
+		ids = append(ids, ev.EventID)
+	}
+	if want := []string{"$thread", "$nul"}; !slices.Equal(ids, want) {
+		t.Fatalf("relations after the migration = %v, want %v", ids, want)
+	}
+	ths, err := s.Threads(ctx, 1, "", 1<<40, 1<<40, 10)
+	if err != nil || len(ths) != 1 || ths[0].Root.EventID != "$root" || ths[0].Count != 1 {
+		t.Fatalf("threads after the migration = %+v, %v", ths, err)
+	}
+}
