@@ -35,6 +35,7 @@ type Config struct {
 	TURN         TURNConfig         `yaml:"turn"`
 	Media        MediaConfig        `yaml:"media"`
 	Presence     PresenceConfig     `yaml:"presence"`
+	Federation   FederationConfig   `yaml:"federation"`
 	Debug        DebugConfig        `yaml:"debug"`
 }
 
@@ -172,6 +173,30 @@ type PresenceConfig struct {
 	Enabled bool `yaml:"enabled"`
 }
 
+// FederationConfig is the Server-Server API: the TLS listener other
+// homeservers call, and how this server calls them.
+type FederationConfig struct {
+	// Listen is the host:port of the federation TLS listener; "" (the
+	// default) turns federation off, inbound and outbound: a server that
+	// cannot be reached cannot have its signatures checked by others.
+	Listen string `yaml:"listen"`
+	// TLSCertPath and TLSKeyPath are the PEM certificate chain and key the
+	// listener serves; default <data_dir>/federation.crt and .key.
+	TLSCertPath string `yaml:"tls_cert_path"`
+	TLSKeyPath  string `yaml:"tls_key_path"`
+	// SkipTLSVerify accepts any certificate from remote servers (self-
+	// signed ones in development and tests). Never in production: the
+	// spec requires a valid certificate for the server name.
+	SkipTLSVerify bool `yaml:"skip_tls_verify"`
+	// KeyValidity is how far ahead valid_until_ts of this server's
+	// published keys lies: how long others may cache them.
+	KeyValidity Duration `yaml:"key_validity"`
+	// WellKnownServer, when set, is served as m.server in
+	// /.well-known/matrix/server on the client listener, delegating
+	// federation for server_name to that host[:port].
+	WellKnownServer string `yaml:"well_known_server"`
+}
+
 // DebugConfig holds switches for testing a deployment, all off by default.
 type DebugConfig struct {
 	// FaultInjection lets admins make a room actor panic on purpose
@@ -221,6 +246,7 @@ func base() *Config {
 	c.TURN.UserLifetime = Duration{time.Hour}
 	c.Media.MaxUploadSize = 50 << 20
 	c.Presence.Enabled = true
+	c.Federation.KeyValidity = Duration{24 * time.Hour}
 	return c
 }
 
@@ -234,6 +260,12 @@ func (c *Config) deriveDefaults() {
 	}
 	if c.Media.Path == "" && c.DataDir != "" {
 		c.Media.Path = filepath.Join(c.DataDir, "media")
+	}
+	if c.Federation.TLSCertPath == "" && c.DataDir != "" {
+		c.Federation.TLSCertPath = filepath.Join(c.DataDir, "federation.crt")
+	}
+	if c.Federation.TLSKeyPath == "" && c.DataDir != "" {
+		c.Federation.TLSKeyPath = filepath.Join(c.DataDir, "federation.key")
 	}
 	if c.ClientAPI.PublicBaseURL == "" {
 		c.ClientAPI.PublicBaseURL = baseURLFor(c.ClientAPI.Listen)

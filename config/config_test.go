@@ -129,6 +129,12 @@ func otherValue(t *testing.T, key string) string {
 		"turn.password":                   "turn-password",
 		"media.path":                      "/srv/soma-media",
 		"media.max_upload_size":           "1048576",
+		"federation.listen":               "0.0.0.0:8448",
+		"federation.tls_cert_path":        "/etc/soma/fed.crt",
+		"federation.tls_key_path":         "/etc/soma/fed.key",
+		"federation.skip_tls_verify":      "true",
+		"federation.key_validity":         "48h",
+		"federation.well_known_server":    "fed.example.org:443",
 	}[key]
 	if v == "" {
 		t.Fatalf("test has no value for key %s: add one", key)

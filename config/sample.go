@@ -163,6 +163,32 @@ presence:
   # and /sync carries no presence: less work for big deployments.
   enabled: true
 
+# The Server-Server API (federation) with other homeservers. Off by
+# default: federating needs a public server_name, a TLS certificate for it
+# and a reachable port, none of which a development machine has.
+federation:
+  # host:port of the federation TLS listener (usually 0.0.0.0:8448, or a
+  # port behind a reverse proxy). Empty turns federation off, inbound and
+  # outbound: remote users' profiles are then not found.
+  listen: ""
+  # The PEM certificate (chain) the listener serves. Empty means
+  # <data_dir>/federation.crt. somactl generate-tls writes a self-signed
+  # pair for development.
+  tls_cert_path: ""
+  # The PEM private key of the certificate. Empty means
+  # <data_dir>/federation.key.
+  tls_key_path: ""
+  # Accept any certificate from remote servers (self-signed ones in
+  # development and tests). Never in production.
+  skip_tls_verify: false
+  # How long other servers may cache this server's signing keys (the
+  # valid_until_ts of /_matrix/key/v2/server lies this far ahead).
+  key_validity: 24h
+  # Served as m.server in /.well-known/matrix/server on the client
+  # listener, delegating federation to another host[:port] (e.g.
+  # "matrix.example.org:443"). Empty serves 404 there.
+  well_known_server: ""
+
 debug:
   # Lets admins make a room actor panic on purpose with
   # POST /_soma/admin/v1/rooms/{roomId}/fault, to watch supervision (the

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Validate checks every key and reports all problems at once (errors.Join),
@@ -112,7 +113,33 @@ func (c *Config) Validate() error {
 	if c.Media.MaxUploadSize < 1 {
 		bad("media.max_upload_size", "must be at least 1 byte, got %d", c.Media.MaxUploadSize)
 	}
+	c.validateFederation(bad)
 	return errors.Join(errs...)
+}
+
+// validateFederation checks the federation section; the certificate files
+// are only required when the listener is on.
+func (c *Config) validateFederation(bad func(key, format string, args ...any)) {
+	f := c.Federation
+	if f.Listen != "" {
+		if err := validateListen(f.Listen); err != nil {
+			bad("federation.listen", "%v", err)
+		}
+		if f.TLSCertPath == "" {
+			bad("federation.tls_cert_path", "required when federation.listen is set")
+		}
+		if f.TLSKeyPath == "" {
+			bad("federation.tls_key_path", "required when federation.listen is set")
+		}
+	}
+	if f.KeyValidity.Duration < time.Hour {
+		bad("federation.key_validity", "must be at least 1h, got %s", f.KeyValidity)
+	}
+	if f.WellKnownServer != "" {
+		if err := ValidateServerName(f.WellKnownServer); err != nil {
+			bad("federation.well_known_server", "%v", err)
+		}
+	}
 }
 
 // validateTURN checks the turn section: URIs as the client API advertises

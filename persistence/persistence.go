@@ -53,6 +53,7 @@ type Store interface {
 	KeyBackupStore
 	MediaStore
 	Directory
+	ServerKeyStore
 	// MaxStreamPos is the highest position below which every event is
 	// committed and readable: a reader bounded by it never misses an event
 	// that commits later with a lower position.

@@ -14,6 +14,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 7, Name: "redactions", SQL: schemaV7},
 	{Version: 8, Name: "cross-signing keys and signatures, server-side key backup", SQL: schemaV8},
 	{Version: 9, Name: "relations, events by timestamp", SQL: schemaV9},
+	{Version: 10, Name: "remote servers' signing keys", SQL: schemaV10},
 }
 
 const schemaV1 = `
@@ -365,4 +366,23 @@ FROM (
 WHERE json_typeof(c.rel) = 'object'
 	AND json_typeof(c.rel->'event_id') = 'string' AND json_typeof(c.rel->'rel_type') = 'string'
 	AND c.rel->>'event_id' <> '' AND c.rel->>'rel_type' <> '';
+`
+
+// schemaV10 caches remote servers' signing keys (every key ever learnt)
+// and their newest signed key responses (handed on by the notary API).
+const schemaV10 = `
+CREATE TABLE server_keys (
+	server_name    TEXT NOT NULL,
+	key_id         TEXT NOT NULL,
+	public_key     BYTEA NOT NULL,
+	valid_until_ts BIGINT NOT NULL,
+	expired_ts     BIGINT NOT NULL,
+	PRIMARY KEY (server_name, key_id)
+);
+
+CREATE TABLE server_key_responses (
+	server_name    TEXT PRIMARY KEY,
+	valid_until_ts BIGINT NOT NULL,
+	response_json  TEXT NOT NULL
+);
 `

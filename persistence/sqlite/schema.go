@@ -14,6 +14,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 7, Name: "redactions", SQL: schemaV7},
 	{Version: 8, Name: "cross-signing keys and signatures, server-side key backup", SQL: schemaV8},
 	{Version: 9, Name: "relations, events by timestamp", SQL: schemaV9},
+	{Version: 10, Name: "remote servers' signing keys", SQL: schemaV10},
 }
 
 // Tables keyed by a composite primary key are WITHOUT ROWID: the key is the
@@ -385,4 +386,23 @@ WHERE e.event_json LIKE '%m.relates_to%' AND json_valid(e.event_json)
 	AND json_type(e.event_json, '$.content."m.relates_to".rel_type') = 'text'
 	AND json_extract(e.event_json, '$.content."m.relates_to".event_id') <> ''
 	AND json_extract(e.event_json, '$.content."m.relates_to".rel_type') <> '';
+`
+
+// schemaV10 caches remote servers' signing keys (every key ever learnt)
+// and their newest signed key responses (handed on by the notary API).
+const schemaV10 = `
+CREATE TABLE server_keys (
+	server_name    TEXT NOT NULL,
+	key_id         TEXT NOT NULL,
+	public_key     BLOB NOT NULL,
+	valid_until_ts INTEGER NOT NULL,
+	expired_ts     INTEGER NOT NULL,
+	PRIMARY KEY (server_name, key_id)
+) WITHOUT ROWID;
+
+CREATE TABLE server_key_responses (
+	server_name    TEXT PRIMARY KEY,
+	valid_until_ts INTEGER NOT NULL,
+	response_json  TEXT NOT NULL
+) WITHOUT ROWID;
 `

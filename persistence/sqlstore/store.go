@@ -62,6 +62,9 @@ type Store struct {
 	userDirectory     *userDirectoryQueries
 	media             *mediaTable
 	thumbnails        *mediaThumbnailsTable
+	// Remote servers' signing keys (serverkeys.go).
+	serverKeys         *serverKeysTable
+	serverKeyResponses *serverKeyResponsesTable
 
 	// Cross-signing (crosssigning.go) and key backup (keybackup.go).
 	crossSigningKeys       *crossSigningKeysTable
@@ -117,6 +120,8 @@ func Open(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	s.userDirectory = prepareUserDirectoryQueries(p)
 	s.media = prepareMediaTable(p)
 	s.thumbnails = prepareMediaThumbnailsTable(p)
+	s.serverKeys = prepareServerKeysTable(p)
+	s.serverKeyResponses = prepareServerKeyResponsesTable(p)
 	s.stmts = p.stmts
 	if p.err != nil {
 		s.closeStmts()

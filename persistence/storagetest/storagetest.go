@@ -73,6 +73,7 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"ConcurrentInsertsOfOneAliasLetOneWin", testRoomAliasRace},
 		{"PublicRoomsListByJoinedMembers", testPublicRooms},
 		{"LocalUsersAreSearchedByIDAndDisplayName", testSearchLocalUsers},
+		{"RemoteServerKeysAreKeptAndUpdated", testServerKeys},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
