@@ -124,13 +124,17 @@ func (s *Server) scanRoom(ctx context.Context, a *roomAccess, vc *visibilityChec
 	return out, cursor, nil
 }
 
-// formatTimeline formats events as /messages does.
-func (s *Server) formatTimeline(ctx context.Context, evs []persistence.StoredEvent) ([]*clientEvent, error) {
+// formatTimeline formats events of a room as /messages does, for the
+// reader a, with prev_content and bundled aggregations.
+func (s *Server) formatTimeline(ctx context.Context, a *roomAccess, evs []persistence.StoredEvent) ([]*clientEvent, error) {
 	out, err := toClientEvents(evs, true)
 	if err != nil {
 		return nil, err
 	}
 	if err := s.addPrevContent(ctx, evs, out); err != nil {
+		return nil, err
+	}
+	if err := s.bundleRelations(ctx, a.userID, a.bound, evs, out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -170,15 +174,15 @@ func (s *Server) contextHandler(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	evBefore, err := s.formatTimeline(ctx, before)
+	evBefore, err := s.formatTimeline(ctx, a, before)
 	if err != nil {
 		return 0, nil, err
 	}
-	evAfter, err := s.formatTimeline(ctx, after)
+	evAfter, err := s.formatTimeline(ctx, a, after)
 	if err != nil {
 		return 0, nil, err
 	}
-	evOne, err := s.formatTimeline(ctx, []persistence.StoredEvent{*ev})
+	evOne, err := s.formatTimeline(ctx, a, []persistence.StoredEvent{*ev})
 	if err != nil {
 		return 0, nil, err
 	}

@@ -88,7 +88,7 @@ func (s *Server) relationsHandler(r *http.Request) (int, any, error) {
 			}
 		}
 	}
-	chunk, err := s.formatTimeline(ctx, page)
+	chunk, err := s.formatTimeline(ctx, a, page)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -146,51 +146,21 @@ func (s *Server) threadsHandler(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	// Which of them the caller took part in: among the threads of this
-	// window, those the participated query finds (it finds at most limit
-	// of them, the most recent first, so all of those in this page).
-	mine := map[string]bool{}
-	if participant != "" {
-		for _, th := range threads {
-			mine[th.Root.EventID] = true
-		}
-	} else if len(threads) > 0 {
-		ths, err := s.store.Threads(ctx, a.nid, a.userID, before, a.bound, limit)
+	vc := s.newVisibilityChecker(a)
+	roots := make([]persistence.StoredEvent, 0, len(threads))
+	for i := range threads {
+		ok, err := vc.canSee(ctx, &threads[i].Root)
 		if err != nil {
 			return 0, nil, err
 		}
-		for _, th := range ths {
-			mine[th.Root.EventID] = true
+		if ok {
+			roots = append(roots, threads[i].Root)
 		}
 	}
-	vc := s.newVisibilityChecker(a)
-	chunk := []*clientEvent{}
-	for i := range threads {
-		th := &threads[i]
-		ok, err := vc.canSee(ctx, &th.Root)
-		if err != nil {
-			return 0, nil, err
-		}
-		if !ok {
-			continue
-		}
-		ce, err := toClientEvent(&th.Root, true)
-		if err != nil {
-			return 0, nil, err
-		}
-		agg := map[string]any{"count": th.Count, "current_user_participated": mine[th.Root.EventID]}
-		if latest, err := s.visibleEvent(ctx, a, vc, th.LatestEventID); err == nil {
-			lc, err := toClientEvent(latest, true)
-			if err != nil {
-				return 0, nil, err
-			}
-			agg["latest_event"] = lc
-		}
-		if ce.Unsigned == nil {
-			ce.Unsigned = map[string]any{}
-		}
-		ce.Unsigned["m.relations"] = map[string]any{relThread: agg}
-		chunk = append(chunk, ce)
+	// The roots come with their thread summaries bundled.
+	chunk, err := s.formatTimeline(ctx, a, roots)
+	if err != nil {
+		return 0, nil, err
 	}
 	resp := map[string]any{"chunk": chunk}
 	if len(threads) == limit {

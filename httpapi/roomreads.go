@@ -78,11 +78,11 @@ func (s *Server) getEventHandler(r *http.Request) (int, any, error) {
 	if !ok {
 		return 0, nil, errNotFound("event not found")
 	}
-	ce, err := toClientEvent(ev, true)
+	out, err := s.formatTimeline(r.Context(), a, []persistence.StoredEvent{*ev})
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, ce, nil
+	return http.StatusOK, out[0], nil
 }
 
 // membersHandler: GET /rooms/{roomId}/members.
@@ -219,11 +219,10 @@ func (s *Server) messagesHandler(r *http.Request) (int, any, error) {
 	// maxFilterScan events a page: a page cut there is shorter than limit
 	// but carries an end token to go on from.
 	vc := s.newVisibilityChecker(a)
-	chunk := []*clientEvent{}
-	var returned []persistence.StoredEvent
+	returned := []persistence.StoredEvent{}
 	cursor, exhausted, scanned := from, false, 0
-	for len(chunk) < limit && !exhausted && scanned < maxFilterScan {
-		batch := limit - len(chunk)
+	for len(returned) < limit && !exhausted && scanned < maxFilterScan {
+		batch := limit - len(returned)
 		if f.selective() {
 			batch = max(batch, 100)
 		}
@@ -246,7 +245,7 @@ func (s *Server) messagesHandler(r *http.Request) (int, any, error) {
 		exhausted = len(evs) < batch
 		for i := range evs {
 			ev := &evs[i]
-			if len(chunk) == limit {
+			if len(returned) == limit {
 				exhausted = false // events remain after the page
 				break
 			}
@@ -265,16 +264,12 @@ func (s *Server) messagesHandler(r *http.Request) (int, any, error) {
 			if !ok {
 				continue
 			}
-			ce, err := toClientEvent(ev, true)
-			if err != nil {
-				return 0, nil, err
-			}
-			if err := s.addPrevContent(r.Context(), evs[i:i+1], []*clientEvent{ce}); err != nil {
-				return 0, nil, err
-			}
-			chunk = append(chunk, ce)
 			returned = append(returned, *ev)
 		}
+	}
+	chunk, err := s.formatTimeline(r.Context(), a, returned)
+	if err != nil {
+		return 0, nil, err
 	}
 	resp := map[string]any{"start": streamToken(from), "chunk": chunk}
 	if f.LazyLoadMembers {

@@ -338,6 +338,9 @@ func (s *Server) roomSection(ctx context.Context, req *syncRequest, roomID strin
 	if err := s.addPrevContent(ctx, visible, tl.Events); err != nil {
 		return timeline{}, nil, err
 	}
+	if err := s.bundleRelations(ctx, req.userID, to, visible, tl.Events); err != nil {
+		return timeline{}, nil, err
+	}
 	if err := s.addTransactionIDs(ctx, req, visible, tl.Events); err != nil {
 		return timeline{}, nil, err
 	}

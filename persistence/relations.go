@@ -13,6 +13,27 @@ type Thread struct {
 	Count         int
 }
 
+// MaxBundledChildren bounds the children one BundledRelations call reads,
+// so that a page of events with thousands of references stays cheap.
+const MaxBundledChildren = 1000
+
+// RelatedChild is an event that relates to Parent (an event NID) through
+// an m.replace or m.reference relation.
+type RelatedChild struct {
+	Parent  EventNID
+	RelType string
+	Event   StoredEvent
+}
+
+// ThreadSummary is what the replies to one thread root add up to.
+type ThreadSummary struct {
+	Root   EventNID
+	Latest StoredEvent
+	Count  int
+	// Participated is true when the asking user sent one of the replies.
+	Participated bool
+}
+
 // RelationsReader reads the relations projection (which event relates to
 // which through content["m.relates_to"], written when events are
 // committed) and events by timestamp. Events that are redacted have lost
@@ -28,6 +49,12 @@ type RelationsReader interface {
 	// keeping threads whose latest such reply is at pos < before. With a
 	// participant, only threads the participant started or replied to.
 	Threads(ctx context.Context, room RoomNID, participant string, before, to StreamPos, limit int) ([]Thread, error)
+	// BundledRelations returns what bundled aggregations are made of for
+	// the parents (events of any rooms): their m.replace and m.reference
+	// children, oldest first, and the summaries of the threads they root,
+	// counting replies at pos <= to that are not redacted; participant is
+	// the user asking. At most MaxBundledChildren children are returned.
+	BundledRelations(ctx context.Context, parents []EventNID, participant string, to StreamPos) ([]RelatedChild, []ThreadSummary, error)
 	// EventsNearTimestamp returns up to limit events of the room at pos <=
 	// to: forward, those sent at or after ts, earliest first; otherwise
 	// those sent at or before ts, latest first.

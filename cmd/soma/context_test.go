@@ -330,5 +330,72 @@ func TestRelationsThreadsAndTimestamps(t *testing.T) {
 		if code := alice.do("GET", v1+"/timestamp_to_event?dir=x&ts=1", nil, &bad); code != http.StatusBadRequest {
 			t.Fatalf("timestamp_to_event with a bad dir: %d, want 400", code)
 		}
+
+		// Bundled aggregations: the latest valid edit, references and the
+		// thread summary ride along in unsigned["m.relations"] wherever the
+		// event is served. bob's "edit" of alice's message is not valid.
+		sendRaw(bob, "m.room.message", "x4", map[string]any{
+			"msgtype": "m.text", "body": "* hijack", "m.new_content": map[string]any{"msgtype": "m.text", "body": "hijack"},
+			"m.relates_to": rel("m.replace", root, nil),
+		})
+		edit2 := sendRaw(alice, "m.room.message", "x5", map[string]any{
+			"msgtype": "m.text", "body": "* root!!", "m.new_content": map[string]any{"msgtype": "m.text", "body": "root!!"},
+			"m.relates_to": rel("m.replace", root, nil),
+		})
+		ref := sendRaw(bob, "m.room.message", "x6", map[string]any{"msgtype": "m.text", "body": "see above", "m.relates_to": rel("m.reference", root, nil)})
+		checkBundle := func(where string, e event, wantEdit string) {
+			t.Helper()
+			rels, _ := e.Unsigned["m.relations"].(map[string]any)
+			replace, _ := rels["m.replace"].(map[string]any)
+			if got, _ := replace["event_id"].(string); got != wantEdit {
+				t.Fatalf("%s: bundled m.replace of the root = %q, want %q (unsigned %v)", where, got, wantEdit, e.Unsigned)
+			}
+			refs, _ := rels["m.reference"].(map[string]any)
+			chunk, _ := refs["chunk"].([]any)
+			if len(chunk) != 1 || chunk[0].(map[string]any)["event_id"] != ref {
+				t.Fatalf("%s: bundled m.reference of the root = %v, want [%s]", where, refs, ref)
+			}
+			if e.Content["body"] != "root" && wantEdit != "" {
+				t.Fatalf("%s: the root's content was replaced: %v", where, e.Content)
+			}
+		}
+		var one event
+		bob.must("GET", v3+"/event/"+pathEscape(root), nil, &one)
+		checkBundle("/event", one, edit2)
+		var ctxRes struct {
+			Event event `json:"event"`
+		}
+		bob.must("GET", v3+"/context/"+pathEscape(root)+"?limit=2", nil, &ctxRes)
+		checkBundle("/context", ctxRes.Event, edit2)
+		found := false
+		for _, e := range bob.history(room) {
+			if e.EventID == root {
+				checkBundle("/messages", e, edit2)
+				found = true
+			}
+			if e.EventID == rootA {
+				if n, latest, mine := summary(e); n != 2 || latest != lastA || !mine {
+					t.Fatalf("/messages: thread A summary: count %v latest %s participated %v", n, latest, mine)
+				}
+			}
+		}
+		if !found {
+			t.Fatal("/messages never returned the root")
+		}
+		initial := bob.syncFilter(`{"room":{"timeline":{"limit":50}}}`)
+		found = false
+		for _, e := range initial.Rooms.Join[room].Timeline.Events {
+			if e.EventID == root {
+				checkBundle("/sync", e, edit2)
+				found = true
+			}
+		}
+		if !found {
+			t.Fatal("the initial sync's timeline lacks the root")
+		}
+		// Redacting the original drops its edit, not its references.
+		alice.must("PUT", v3+"/redact/"+pathEscape(root)+"/rd1", map[string]any{}, nil)
+		bob.must("GET", v3+"/event/"+pathEscape(root), nil, &one)
+		checkBundle("/event after redacting the root", one, "")
 	})
 }

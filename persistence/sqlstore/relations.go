@@ -37,6 +37,26 @@ func (s *Store) Threads(ctx context.Context, room persistence.RoomNID, participa
 	return ths, nil
 }
 
+// BundledRelations implements persistence.RelationsReader.
+func (s *Store) BundledRelations(ctx context.Context, parents []persistence.EventNID, participant string, to persistence.StreamPos) ([]persistence.RelatedChild, []persistence.ThreadSummary, error) {
+	if len(parents) == 0 {
+		return nil, nil, nil
+	}
+	nids := make([]int64, len(parents))
+	for i, p := range parents {
+		nids[i] = int64(p)
+	}
+	children, err := s.relations.SelectBundledChildren(ctx, nids, to, persistence.MaxBundledChildren)
+	if err != nil {
+		return nil, nil, fmt.Errorf("persistence.BundledRelations: children: %w", err)
+	}
+	threads, err := s.relations.SelectThreadSummaries(ctx, nids, to, participant)
+	if err != nil {
+		return nil, nil, fmt.Errorf("persistence.BundledRelations: threads: %w", err)
+	}
+	return children, threads, nil
+}
+
 // EventsNearTimestamp implements persistence.RelationsReader.
 func (s *Store) EventsNearTimestamp(ctx context.Context, room persistence.RoomNID, ts int64, forward bool, to persistence.StreamPos, limit int) ([]persistence.StoredEvent, error) {
 	if limit < 1 {

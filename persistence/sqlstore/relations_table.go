@@ -53,6 +53,30 @@ WHERE $4 = '' OR e.sender = $4 OR EXISTS (
 )
 ORDER BY th.latest DESC LIMIT $5`
 
+// selectBundledChildrenSQL: $1 parent NIDs, $2 bound, $3 limit.
+const selectBundledChildrenSQL = "SELECT " + eventColumns + `, p.event_nid, rel.rel_type
+FROM events p
+JOIN relations rel ON rel.parent_id = p.event_id AND rel.room_nid = p.room_nid
+JOIN events e ON e.event_nid = rel.child_nid` + eventLookups + `
+WHERE IN_NIDS(p.event_nid, $1) AND rel.rel_type IN ('m.replace', 'm.reference')
+	AND rel.stream_pos <= $2 AND rd.redacts_nid IS NULL
+ORDER BY rel.stream_pos ASC LIMIT $3`
+
+// selectThreadSummariesSQL: $1 parent NIDs, $2 bound, $3 participant.
+const selectThreadSummariesSQL = "SELECT " + eventColumns + `, th.parent_nid, th.n, th.mine
+FROM (
+	SELECT p.event_nid AS parent_nid, MAX(rel.stream_pos) AS latest, COUNT(*) AS n,
+		MAX(CASE WHEN c.sender = $3 THEN 1 ELSE 0 END) AS mine
+	FROM events p
+	JOIN relations rel ON rel.parent_id = p.event_id AND rel.room_nid = p.room_nid
+	JOIN events c ON c.event_nid = rel.child_nid
+	LEFT JOIN redactions x ON x.redacts_nid = rel.child_nid
+	WHERE IN_NIDS(p.event_nid, $1) AND rel.rel_type = 'm.thread' AND rel.stream_pos <= $2
+		AND x.redacts_nid IS NULL
+	GROUP BY p.event_nid
+) th
+JOIN events e ON e.stream_pos = th.latest` + eventLookups
+
 const selectEventsFromTimestampSQL = "SELECT " + eventColumns + " FROM events e" + eventLookups + `
 WHERE e.room_nid = $1 AND e.origin_server_ts >= $2 AND e.stream_pos <= $3
 ORDER BY e.origin_server_ts ASC, e.stream_pos ASC LIMIT $4`
@@ -62,22 +86,28 @@ WHERE e.room_nid = $1 AND e.origin_server_ts <= $2 AND e.stream_pos <= $3
 ORDER BY e.origin_server_ts DESC, e.stream_pos DESC LIMIT $4`
 
 type relationsTable struct {
-	insert        *sql.Stmt
-	selectAsc     *sql.Stmt
-	selectDesc    *sql.Stmt
-	selectThreads *sql.Stmt
-	selectFromTS  *sql.Stmt
-	selectUntilTS *sql.Stmt
+	d               *Dialect
+	selectChildren  *sql.Stmt
+	selectSummaries *sql.Stmt
+	insert          *sql.Stmt
+	selectAsc       *sql.Stmt
+	selectDesc      *sql.Stmt
+	selectThreads   *sql.Stmt
+	selectFromTS    *sql.Stmt
+	selectUntilTS   *sql.Stmt
 }
 
 func prepareRelationsTable(p *preparer) *relationsTable {
 	return &relationsTable{
-		insert:        p.prepare(insertRelationSQL),
-		selectAsc:     p.prepare(selectRelationsAscSQL),
-		selectDesc:    p.prepare(selectRelationsDescSQL),
-		selectThreads: p.prepare(selectThreadsSQL),
-		selectFromTS:  p.prepare(selectEventsFromTimestampSQL),
-		selectUntilTS: p.prepare(selectEventsUntilTimestampSQL),
+		d:               p.d,
+		selectChildren:  p.prepare(selectBundledChildrenSQL),
+		selectSummaries: p.prepare(selectThreadSummariesSQL),
+		insert:          p.prepare(insertRelationSQL),
+		selectAsc:       p.prepare(selectRelationsAscSQL),
+		selectDesc:      p.prepare(selectRelationsDescSQL),
+		selectThreads:   p.prepare(selectThreadsSQL),
+		selectFromTS:    p.prepare(selectEventsFromTimestampSQL),
+		selectUntilTS:   p.prepare(selectEventsUntilTimestampSQL),
 	}
 }
 
@@ -142,6 +172,42 @@ func (t *relationsTable) SelectThreads(ctx context.Context, room persistence.Roo
 			return nil, err
 		}
 		th.Root = ev
+		out = append(out, th)
+	}
+	return out, rows.Err()
+}
+
+func (t *relationsTable) SelectBundledChildren(ctx context.Context, parents []int64, to persistence.StreamPos, limit int) ([]persistence.RelatedChild, error) {
+	rows, err := t.selectChildren.QueryContext(ctx, t.d.formatNIDs(parents), to, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []persistence.RelatedChild
+	for rows.Next() {
+		var c persistence.RelatedChild
+		if c.Event, err = scanEvent(extraColumns{rows, []any{&c.Parent, &c.RelType}}); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func (t *relationsTable) SelectThreadSummaries(ctx context.Context, parents []int64, to persistence.StreamPos, participant string) ([]persistence.ThreadSummary, error) {
+	rows, err := t.selectSummaries.QueryContext(ctx, t.d.formatNIDs(parents), to, participant)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []persistence.ThreadSummary
+	for rows.Next() {
+		var th persistence.ThreadSummary
+		var mine int
+		if th.Latest, err = scanEvent(extraColumns{rows, []any{&th.Root, &th.Count, &mine}}); err != nil {
+			return nil, err
+		}
+		th.Participated = mine != 0
 		out = append(out, th)
 	}
 	return out, rows.Err()

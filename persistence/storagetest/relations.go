@@ -141,6 +141,78 @@ func testThreads(t *testing.T, s persistence.Store) {
 	}
 }
 
+func testBundledRelations(t *testing.T, s persistence.Store) {
+	ctx := context.Background()
+	r := newRoom(s, "!bundles:x")
+	r.create(t, "@alice:x")
+	r.mustCommit(t, r.message("@alice:x", "edited"), r.message("@bob:x", "thread root"), r.message("@bob:x", "plain"))
+	n := len(r.events)
+	edited, root, plain := r.events[n-3], r.events[n-2], r.events[n-1]
+	r.mustCommit(t,
+		r.event("m.room.message", nil, "@alice:x", relatesTo("m.replace", edited)),
+		r.event("m.room.message", nil, "@carol:x", relatesTo("m.thread", root)),
+		r.event("m.room.message", nil, "@alice:x", relatesTo("m.reference", edited)),
+		r.event("m.reaction", nil, "@bob:x", relatesTo("m.annotation", edited)), // not bundled
+		r.event("m.room.message", nil, "@bob:x", relatesTo("m.thread", root)),
+		r.event("m.room.message", nil, "@carol:x", relatesTo("m.thread", root)),
+	)
+	n = len(r.events)
+	edit, reply1, ref, reply2, reply3 := r.events[n-6], r.events[n-5], r.events[n-4], r.events[n-2], r.events[n-1]
+	nid := func(id string) persistence.EventNID {
+		ev, err := s.EventByID(ctx, id)
+		noErr(t, "EventByID", err)
+		return ev.NID
+	}
+	parents := []persistence.EventNID{nid(edited), nid(root), nid(plain)}
+	top := persistence.StreamPos(1 << 40)
+
+	children, threads, err := s.BundledRelations(ctx, parents, "@bob:x", top)
+	noErr(t, "BundledRelations", err)
+	var got []string
+	for _, c := range children {
+		got = append(got, fmt.Sprintf("%s<-%s:%d", c.RelType, c.Event.EventID, c.Parent))
+		r.checkStored(t, &c.Event)
+	}
+	want := []string{fmt.Sprintf("m.replace<-%s:%d", edit, parents[0]), fmt.Sprintf("m.reference<-%s:%d", ref, parents[0])}
+	if !slices.Equal(got, want) {
+		t.Fatalf("bundled children = %v, want %v", got, want)
+	}
+	if len(threads) != 1 || threads[0].Root != parents[1] || threads[0].Count != 3 || threads[0].Latest.EventID != reply3 || !threads[0].Participated {
+		t.Fatalf("thread summaries = %+v, want root %d with 3 replies, latest %s, bob participated", threads, parents[1], reply3)
+	}
+	r.checkStored(t, &threads[0].Latest)
+	_, threads, err = s.BundledRelations(ctx, parents, "@dave:x", top)
+	noErr(t, "BundledRelations", err)
+	if len(threads) != 1 || threads[0].Participated {
+		t.Fatalf("dave participated in %+v", threads)
+	}
+
+	// The bound hides later relations; redacted children are left out.
+	children, threads, err = s.BundledRelations(ctx, parents, "@bob:x", r.pos[reply1])
+	noErr(t, "BundledRelations", err)
+	if len(children) != 1 || len(threads) != 1 || threads[0].Count != 1 || threads[0].Latest.EventID != reply1 || threads[0].Participated {
+		t.Fatalf("bounded at the first reply: children %d, threads %+v", len(children), threads)
+	}
+	red := r.event("m.room.redaction", nil, "@alice:x", `{}`)
+	red.Redacts = reply3
+	red2 := r.event("m.room.redaction", nil, "@alice:x", `{}`)
+	red2.Redacts = edit
+	r.mustCommit(t, red, red2)
+	children, threads, err = s.BundledRelations(ctx, parents, "@bob:x", top)
+	noErr(t, "BundledRelations", err)
+	if len(children) != 1 || children[0].Event.EventID != ref {
+		t.Fatalf("children after redacting the edit = %d", len(children))
+	}
+	if len(threads) != 1 || threads[0].Count != 2 || threads[0].Latest.EventID != reply2 {
+		t.Fatalf("thread after redacting the latest reply = %+v", threads)
+	}
+	none, threads, err := s.BundledRelations(ctx, nil, "@bob:x", top)
+	noErr(t, "BundledRelations", err)
+	if len(none) != 0 || len(threads) != 0 {
+		t.Fatal("BundledRelations of no parents found some")
+	}
+}
+
 func testEventsNearTimestamp(t *testing.T, s persistence.Store) {
 	ctx := context.Background()
 	r := newRoom(s, "!timestamps:x")

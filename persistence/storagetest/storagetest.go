@@ -66,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"RedactionsMarkTheEventTheyRedact", testRedactions},
 		{"RelationsAreFoundByParentRelTypeAndEventType", testRelations},
 		{"ThreadsListByLatestReply", testThreads},
+		{"BundledRelationsOfAPage", testBundledRelations},
 		{"EventsAreFoundNearATimestamp", testEventsNearTimestamp},
 		{"MediaIsKeyedByServerNameAndMediaID", testMedia},
 		{"ThumbnailsAreKeptOncePerSizeAndMethod", testMediaThumbnails},
