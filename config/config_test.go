@@ -304,6 +304,11 @@ func TestValidateMessages(t *testing.T) {
 		want   string // "" means valid
 	}{
 		{"defaults", func(c *Config) {}, ""},
+		{"federation listen", func(c *Config) { c.Federation.Listen = "0.0.0.0:8448" }, ""},
+		{"federation listen bad", func(c *Config) { c.Federation.Listen = "8448" }, `federation.listen: "8448" is not host:port`},
+		{"federation without cert", func(c *Config) { c.Federation.Listen = ":8448"; c.Federation.TLSCertPath = "" }, `federation.tls_cert_path: required when federation.listen is set`},
+		{"federation key validity", func(c *Config) { c.Federation.KeyValidity = Duration{time.Minute} }, `federation.key_validity: must be at least 1h, got 1m0s`},
+		{"federation well-known", func(c *Config) { c.Federation.WellKnownServer = "https://x" }, `federation.well_known_server: "https://x": invalid port`},
 		{"mysql", func(c *Config) { c.Database.Backend = "mysql" }, `database.backend: must be "sqlite" or "postgres", got "mysql"`},
 		{"postgres without dsn", func(c *Config) { c.Database.Backend = "postgres" }, `database.postgres_dsn: required when database.backend is "postgres"`},
 		{"postgres with dsn", func(c *Config) { c.Database.Backend = "postgres"; c.Database.PostgresDSN = "postgres://x/y" }, ""},

@@ -1,3 +1,6 @@
-// Package federation is the server's identity on the federation: signing
-// keys now; X-Matrix, keyring and senders come later.
+// Package federation is this server on the Matrix federation: its identity
+// (signing key, published key responses, TLS pair), the keyring that
+// fetches, caches and checks other servers' keys, X-Matrix request signing
+// (outbound client) and verification (inbound middleware), and the
+// Server-Server API handlers built on them.
 package federation

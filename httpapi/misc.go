@@ -10,6 +10,15 @@ func (s *Server) versions(*http.Request) (int, any, error) {
 	}, nil
 }
 
+// wellKnownServer delegates federation for the server name to another
+// host[:port] (spec: server discovery), when one is configured.
+func (s *Server) wellKnownServer(*http.Request) (int, any, error) {
+	if s.opts.WellKnownServer == "" {
+		return 0, nil, errNotFound("No federation delegation is configured")
+	}
+	return http.StatusOK, map[string]string{"m.server": s.opts.WellKnownServer}, nil
+}
+
 func (s *Server) wellKnownClient(*http.Request) (int, any, error) {
 	return http.StatusOK, map[string]any{
 		"m.homeserver": map[string]string{"base_url": s.opts.PublicBaseURL},

@@ -7,8 +7,10 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/rs/zerolog"
 
+	"github.com/soma-chat/soma/federation"
 	"github.com/soma-chat/soma/persistence"
 )
 
@@ -24,29 +26,30 @@ const (
 )
 
 // profileOwner reads the {userId} path parameter and returns its localpart
-// when the user is local.
-func (s *Server) profileOwner(r *http.Request) (localpart string, local bool, err error) {
+// and server name, and whether the user is local.
+func (s *Server) profileOwner(r *http.Request) (localpart, server string, local bool, err error) {
 	userID, err := urlParam(r, "userId")
 	if err != nil {
-		return "", false, err
+		return "", "", false, err
 	}
 	rest, ok := strings.CutPrefix(userID, "@")
 	lp, server, ok2 := strings.Cut(rest, ":")
 	if !ok || !ok2 || lp == "" || server == "" {
-		return "", false, errInvalidParam("malformed user ID")
+		return "", "", false, errInvalidParam("malformed user ID")
 	}
-	return lp, server == s.opts.ServerName, nil
+	return lp, server, server == s.opts.ServerName, nil
 }
 
-// loadProfile returns the profile of the path's user: 404 for unknown
-// local users, and for remote users until federation profile queries exist.
-func (s *Server) loadProfile(r *http.Request) (persistence.Profile, error) {
-	lp, local, err := s.profileOwner(r)
+// loadProfile returns the profile of the path's user (field "" for all of
+// it): 404 for unknown users. A remote user's profile is asked of their
+// server over federation; without federation it is not found.
+func (s *Server) loadProfile(r *http.Request, field string) (persistence.Profile, error) {
+	lp, server, local, err := s.profileOwner(r)
 	if err != nil {
 		return persistence.Profile{}, err
 	}
 	if !local {
-		return persistence.Profile{}, errNotFound("Profile not found")
+		return s.remoteProfile(r, server, field)
 	}
 	p, err := s.store.GetProfile(r.Context(), lp)
 	if errors.Is(err, persistence.ErrNotFound) {
@@ -55,9 +58,29 @@ func (s *Server) loadProfile(r *http.Request) (persistence.Profile, error) {
 	return p, err
 }
 
+// remoteProfile asks the user's server (GET /_matrix/federation/v1/query/profile).
+func (s *Server) remoteProfile(r *http.Request, server, field string) (persistence.Profile, error) {
+	if s.opts.RemoteProfiles == nil {
+		return persistence.Profile{}, errNotFound("Profile not found (federation is off on this server)")
+	}
+	if _, _, ok := spec.ParseAndValidateServerName(spec.ServerName(server)); !ok {
+		return persistence.Profile{}, errInvalidParam("malformed user ID: bad server name")
+	}
+	userID, _ := urlParam(r, "userId")
+	p, err := s.opts.RemoteProfiles.LookupProfile(r.Context(), spec.ServerName(server), userID, field)
+	if errors.Is(err, federation.ErrRemoteNotFound) {
+		return persistence.Profile{}, errNotFound("Profile not found")
+	}
+	if err != nil {
+		zerolog.Ctx(r.Context()).Warn().Err(err).Str("server_name", server).Msg("remote profile query failed")
+		return persistence.Profile{}, matrixError(http.StatusBadGateway, "M_UNKNOWN", "Could not reach the user's server")
+	}
+	return persistence.Profile{DisplayName: p.DisplayName, AvatarURL: p.AvatarURL}, nil
+}
+
 // getProfile implements GET /profile/{userId}: unset fields are absent.
 func (s *Server) getProfile(r *http.Request) (int, any, error) {
-	p, err := s.loadProfile(r)
+	p, err := s.loadProfile(r, "")
 	if err != nil {
 		return 0, nil, err
 	}
@@ -72,7 +95,7 @@ func (s *Server) getProfile(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) getDisplayName(r *http.Request) (int, any, error) {
-	p, err := s.loadProfile(r)
+	p, err := s.loadProfile(r, profileDisplayName)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -80,7 +103,7 @@ func (s *Server) getDisplayName(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) getAvatarURL(r *http.Request) (int, any, error) {
-	p, err := s.loadProfile(r)
+	p, err := s.loadProfile(r, profileAvatarURL)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -134,7 +157,7 @@ func (s *Server) setAvatarURL(r *http.Request) (int, any, error) {
 // returns the string value of key in the body. An empty string clears the
 // field; null and other types are refused.
 func (s *Server) readProfileUpdate(r *http.Request, key string) (string, error) {
-	lp, local, err := s.profileOwner(r)
+	lp, _, local, err := s.profileOwner(r)
 	if err != nil {
 		return "", err
 	}

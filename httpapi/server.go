@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/soma-chat/soma/actors/messages"
+	"github.com/soma-chat/soma/federation"
 	"github.com/soma-chat/soma/persistence"
 )
 
@@ -83,6 +85,19 @@ type Options struct {
 	Presence PresenceTracker
 	// Media is the media repository; without Files it is not served.
 	Media MediaOptions
+	// RemoteProfiles asks other servers for their users' profiles; nil
+	// (federation off) finds none.
+	RemoteProfiles RemoteProfiles
+	// WellKnownServer is served as m.server in /.well-known/matrix/server;
+	// "" answers 404 there.
+	WellKnownServer string
+}
+
+// RemoteProfiles is what the profile endpoints need of federation
+// (*federation.Client): a remote user's profile from their server, with
+// federation.ErrRemoteNotFound for a user it does not know.
+type RemoteProfiles interface {
+	LookupProfile(ctx context.Context, server spec.ServerName, userID, field string) (federation.Profile, error)
 }
 
 // Server holds what the handlers depend on.
@@ -145,6 +160,7 @@ func (s *Server) Handler() http.Handler {
 	})
 
 	r.Get("/.well-known/matrix/client", s.serve(s.wellKnownClient))
+	r.Get("/.well-known/matrix/server", s.serve(s.wellKnownServer))
 	s.sharedSecretRoutes(r)
 	s.adminRoutes(r)
 	s.adminPageRoutes(r)

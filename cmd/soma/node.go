@@ -36,7 +36,9 @@ type node struct {
 	// metrics serves /metrics; nil when metrics.listen is "".
 	metrics     *http.Server
 	metricsAddr net.Addr
-	failed      chan error
+	// fed is the federation listener and client; nil when federation is off.
+	fed    *federationNode
+	failed chan error
 	// cancelRequests ends long-polling requests at shutdown.
 	cancelRequests context.CancelFunc
 }
@@ -107,6 +109,12 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 		}
 		return nil
 	}}
+	base, cancelRequests := context.WithCancel(context.Background())
+	n.cancelRequests = cancelRequests
+	if n.fed, err = startFederation(cfg, key, store, base, log, n.failed); err != nil {
+		n.closeStorage()
+		return nil, err
+	}
 	var presence httpapi.PresenceTracker // nil: presence disabled
 	if cfg.Presence.Enabled {
 		presence = actors.NewPresence()
@@ -133,6 +141,8 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 		Typing:                   actors.NewTyping(),
 		Presence:                 presence,
 		Media:                    httpapi.MediaOptions{Files: mediaFiles, MaxUploadSize: cfg.Media.MaxUploadSize},
+		RemoteProfiles:           n.fed.remoteProfiles(),
+		WellKnownServer:          cfg.Federation.WellKnownServer,
 	}, store, router, notifier, log)
 
 	if cfg.Metrics.Listen != "" {
@@ -144,6 +154,7 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 		}
 		reg := newMetricsRegistry(cfg.ServerName, collected...)
 		if n.metrics, n.metricsAddr, err = serveMetrics(cfg.Metrics.Listen, reg, log, n.failed); err != nil {
+			n.fed.shutdown(context.Background(), log)
 			n.closeStorage()
 			return nil, err
 		}
@@ -152,12 +163,11 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 	ln, err := net.Listen("tcp", cfg.ClientAPI.Listen)
 	if err != nil {
 		n.stopMetrics()
+		n.fed.shutdown(context.Background(), log)
 		n.closeStorage()
 		return nil, fmt.Errorf("client API listener: %w", err)
 	}
 	n.addr = ln.Addr()
-	base, cancelRequests := context.WithCancel(context.Background())
-	n.cancelRequests = cancelRequests
 	n.http = &http.Server{
 		Handler:           api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -187,6 +197,9 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 	if n.metricsAddr != nil {
 		ready = ready.Str("metrics_listen", n.metricsAddr.String())
 	}
+	if n.fed != nil {
+		ready = ready.Str("federation_listen", n.fed.addr.String())
+	}
 	ready.Msg("soma is ready")
 	return n, nil
 }
@@ -200,6 +213,7 @@ func (n *node) shutdown() {
 	if err := n.http.Shutdown(ctx); err != nil {
 		n.log.Warn().Err(err).Msg("HTTP shutdown")
 	}
+	n.fed.shutdown(ctx, n.log)
 	n.stopMetrics()
 	n.system.Shutdown()
 	n.closeStorage()

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/soma-chat/soma/config"
 	"github.com/soma-chat/soma/federation"
@@ -68,4 +72,51 @@ func generateKeysCmd(fs *flag.FlagSet) func(context.Context, *env) error {
 		fmt.Fprintf(e.stdout, "wrote signing key %s to %s\n", k.KeyID, path)
 		return nil
 	}
+}
+
+const generateTLSSummary = `Usage: somactl generate-tls [-config soma.yaml] [-cert path] [-key path] [-hosts h1,h2] [-valid 8760h]
+
+Writes a self-signed TLS certificate and key for the federation listener,
+by default to the configured federation.tls_cert_path and tls_key_path, for
+the host of server_name. For development and tests only: remote servers
+accept it only with federation.skip_tls_verify. Existing files are never
+replaced.`
+
+func generateTLSCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	cfgPath := fs.String("config", "", "the server's config `file` (default: built-in defaults and SOMA_* variables)")
+	certOut := fs.String("cert", "", "write the certificate to this `path` (default: federation.tls_cert_path)")
+	keyOut := fs.String("key", "", "write the key to this `path` (default: federation.tls_key_path)")
+	hosts := fs.String("hosts", "", "comma-separated host names and IP addresses the certificate is for (default: server_name's host)")
+	valid := fs.Duration("valid", 365*24*time.Hour, "how long the certificate is valid")
+	return func(_ context.Context, e *env) error {
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return err
+		}
+		certPath, keyPath := cmp.Or(*certOut, cfg.Federation.TLSCertPath), cmp.Or(*keyOut, cfg.Federation.TLSKeyPath)
+		names := strings.FieldsFunc(*hosts, func(r rune) bool { return r == ',' || r == ' ' })
+		if len(names) == 0 {
+			names = []string{serverNameHost(cfg.ServerName)}
+		}
+		if *valid <= 0 {
+			return fmt.Errorf("-valid must be positive")
+		}
+		if err := federation.WriteSelfSignedTLS(certPath, keyPath, names, *valid); err != nil {
+			if errors.Is(err, federation.ErrTLSExists) {
+				return fmt.Errorf("%w; not replacing it", err)
+			}
+			return err
+		}
+		fmt.Fprintf(e.stdout, "wrote a self-signed certificate for %s to %s and its key to %s\n", strings.Join(names, ", "), certPath, keyPath)
+		return nil
+	}
+}
+
+// serverNameHost is the host of a server name, without port or IPv6
+// brackets.
+func serverNameHost(name string) string {
+	if host, _, err := net.SplitHostPort(name); err == nil {
+		return host
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")
 }

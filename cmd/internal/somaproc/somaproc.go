@@ -41,6 +41,9 @@ type Server struct {
 	BaseURL string
 	// MetricsURL is the /metrics endpoint ("" when metrics are off).
 	MetricsURL string
+	// FederationURL is the federation listener's https:// base URL (""
+	// when federation is off).
+	FederationURL string
 	// Env is the environment it runs with (what a CLI needs to open its
 	// database).
 	Env []string
@@ -74,6 +77,7 @@ func Start(t testing.TB, binary string, env ...string) *Server {
 		Message       string `json:"message"`
 		Listen        string `json:"listen"`
 		MetricsListen string `json:"metrics_listen"`
+		FedListen     string `json:"federation_listen"`
 	}
 	ready := make(chan readyLine, 1)
 	scanned := make(chan struct{})
@@ -112,6 +116,9 @@ func Start(t testing.TB, binary string, env ...string) *Server {
 		s.BaseURL = "http://" + l.Listen
 		if l.MetricsListen != "" {
 			s.MetricsURL = "http://" + l.MetricsListen + "/metrics"
+		}
+		if l.FedListen != "" {
+			s.FederationURL = "https://" + l.FedListen
 		}
 	case <-s.exited:
 		t.Fatalf("soma exited during start-up:\n%s", s.Logs())

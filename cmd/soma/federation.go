@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+	"github.com/rs/zerolog"
+
+	"github.com/soma-chat/soma/config"
+	"github.com/soma-chat/soma/federation"
+	"github.com/soma-chat/soma/httpapi"
+	"github.com/soma-chat/soma/persistence"
+)
+
+// federationNode is the federation side of a node: the outbound client
+// and the TLS listener serving the Server-Server API.
+type federationNode struct {
+	client *federation.Client
+	http   *http.Server
+	addr   net.Addr
+}
+
+// startFederation starts the federation listener, or does nothing (nil)
+// when federation.listen is empty: a server others cannot reach cannot
+// have its signatures checked, so it makes no outbound requests either.
+func startFederation(cfg *config.Config, key *federation.SigningKey, store persistence.Store, base context.Context, log zerolog.Logger, failed chan<- error) (*federationNode, error) {
+	fc := cfg.Federation
+	if fc.Listen == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(fc.TLSCertPath, fc.TLSKeyPath)
+	if err != nil {
+		return nil, fmt.Errorf("federation TLS pair (federation.tls_cert_path, federation.tls_key_path; somactl generate-tls writes a self-signed one for development): %w", err)
+	}
+	self := &federation.Identity{ServerName: spec.ServerName(cfg.ServerName), Key: key, KeyValidity: fc.KeyValidity.Duration}
+	client := federation.NewClient(self, fc.SkipTLSVerify)
+	keyRing := federation.NewKeyRing(self, store, client, log)
+	api := federation.NewServer(federation.ServerOptions{Self: self, KeyRing: keyRing, Profiles: store, Log: log})
+
+	ln, err := net.Listen("tcp", fc.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("federation listener: %w", err)
+	}
+	f := &federationNode{client: client, addr: ln.Addr()}
+	f.http = &http.Server{
+		Handler:           api.Handler(),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
+	go func() {
+		if err := f.http.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			failed <- err
+		}
+	}()
+	if fc.SkipTLSVerify {
+		log.Warn().Msg("federation.skip_tls_verify is on: remote servers' certificates are not checked (development only)")
+	}
+	return f, nil
+}
+
+// remoteProfiles is what the client API asks remote profiles of: none
+// without federation.
+func (f *federationNode) remoteProfiles() httpapi.RemoteProfiles {
+	if f == nil {
+		return nil
+	}
+	return f.client
+}
+
+func (f *federationNode) shutdown(ctx context.Context, log zerolog.Logger) {
+	if f == nil {
+		return
+	}
+	if err := f.http.Shutdown(ctx); err != nil {
+		log.Warn().Err(err).Msg("federation HTTP shutdown")
+	}
+}

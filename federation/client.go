@@ -1,0 +1,84 @@
+package federation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/matrix-org/gomatrix"
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/fclient"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+)
+
+// requestTimeout bounds one outbound federation request.
+const requestTimeout = 30 * time.Second
+
+// Client calls other homeservers. Every request but key fetches is signed
+// with X-Matrix by this server's key. Destinations are found by
+// gomatrixserverlib's resolver (the spec's order: IP literal or explicit
+// port as they are, else /.well-known/matrix/server, SRV _matrix-fed._tcp
+// then _matrix._tcp, else port 8448), and reached over TLS.
+type Client struct {
+	self *Identity
+	fed  fclient.FederationClient
+}
+
+// NewClient makes the outbound client; skipVerify accepts any certificate
+// (development and tests only).
+func NewClient(self *Identity, skipVerify bool) *Client {
+	fed := fclient.NewFederationClient(
+		[]*fclient.SigningIdentity{self.signingIdentity()},
+		fclient.WithSkipVerify(skipVerify),
+		fclient.WithTimeout(requestTimeout),
+		fclient.WithKeepAlives(true),
+		fclient.WithUserAgent("Soma"),
+	)
+	return &Client{self: self, fed: fed}
+}
+
+// GetServerKeys implements gomatrixserverlib.KeyClient: a server's own
+// key response (not signed: key requests are the one unauthenticated
+// federation call).
+func (c *Client) GetServerKeys(ctx context.Context, server spec.ServerName) (gomatrixserverlib.ServerKeys, error) {
+	return c.fed.GetServerKeys(ctx, server)
+}
+
+// LookupServerKeys implements gomatrixserverlib.KeyClient: a notary query.
+func (c *Client) LookupServerKeys(ctx context.Context, notary spec.ServerName, reqs map[gomatrixserverlib.PublicKeyLookupRequest]spec.Timestamp) ([]gomatrixserverlib.ServerKeys, error) {
+	return c.fed.LookupServerKeys(ctx, notary, reqs)
+}
+
+// ErrRemoteNotFound is returned when the remote server answered 404.
+var ErrRemoteNotFound = errors.New("federation: the remote server has no such thing")
+
+// Profile is a user's profile as a remote server gave it.
+type Profile struct {
+	DisplayName string
+	AvatarURL   string
+}
+
+// LookupProfile asks the user's server for the user's profile (field ""
+// for the whole profile, or "displayname" or "avatar_url"). A 404 from
+// the remote server is ErrRemoteNotFound.
+func (c *Client) LookupProfile(ctx context.Context, server spec.ServerName, userID, field string) (Profile, error) {
+	if server == c.self.ServerName {
+		return Profile{}, fmt.Errorf("federation.LookupProfile: %s is this server", server)
+	}
+	res, err := c.fed.LookupProfile(ctx, c.self.ServerName, server, userID, field)
+	if err != nil {
+		return Profile{}, remoteError("federation.LookupProfile", err)
+	}
+	return Profile{DisplayName: res.DisplayName, AvatarURL: res.AvatarURL}, nil
+}
+
+// remoteError maps a remote server's 404 to ErrRemoteNotFound.
+func remoteError(op string, err error) error {
+	var httpErr gomatrix.HTTPError
+	if errors.As(err, &httpErr) && httpErr.Code == http.StatusNotFound {
+		return fmt.Errorf("%s: %w", op, ErrRemoteNotFound)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}

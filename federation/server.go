@@ -1,0 +1,115 @@
+package federation
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/soma-chat/soma/persistence"
+)
+
+// ProfileReader is what the profile query needs of accounts.
+type ProfileReader interface {
+	// GetProfile returns persistence.ErrNotFound for an unknown localpart.
+	GetProfile(ctx context.Context, localpart string) (persistence.Profile, error)
+}
+
+// ServerOptions configures the inbound Server-Server API.
+type ServerOptions struct {
+	Self     *Identity
+	KeyRing  *KeyRing
+	Profiles ProfileReader
+	// Version is what GET /_matrix/federation/v1/version reports.
+	Version string
+	Log     zerolog.Logger
+}
+
+// Server serves the Server-Server API on the federation listener: the
+// key endpoints (unauthenticated, as the spec has them) and the federation
+// endpoints behind the X-Matrix middleware.
+type Server struct {
+	self     *Identity
+	keys     *KeyRing
+	profiles ProfileReader
+	version  string
+	log      zerolog.Logger
+	now      func() time.Time
+}
+
+// NewServer wires the inbound API; Handler returns its routes.
+func NewServer(opts ServerOptions) *Server {
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	return &Server{self: opts.Self, keys: opts.KeyRing, profiles: opts.Profiles, version: opts.Version, log: opts.Log, now: time.Now}
+}
+
+// Handler returns the federation listener's routes.
+func (s *Server) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Use(s.logging, s.recoverer)
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "M_UNRECOGNIZED", "Unrecognized request")
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "Unrecognized request")
+	})
+	r.Route("/_matrix/key/v2", func(r chi.Router) {
+		r.Get("/server", s.getServerKeys)
+		r.Post("/query", s.postKeyQuery)
+		r.Get("/query/{serverName}", s.getKeyQuery)
+	})
+	r.Route("/_matrix/federation/v1", func(r chi.Router) {
+		r.Get("/version", s.getVersion)
+		r.Group(func(r chi.Router) {
+			r.Use(s.requireXMatrix)
+			r.Get("/query/profile", s.queryProfile)
+		})
+	})
+	return r
+}
+
+// logging gives each request a logger (zerolog.Ctx) and logs it once done.
+func (s *Server) logging(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		log := s.log.With().Str("listener", "federation").Str("method", r.Method).Str("path", r.URL.Path).Logger()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r.WithContext(log.WithContext(r.Context())))
+		log.Debug().Int("status", sw.status).Dur("duration", time.Since(start)).Msg("federation request")
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// recoverer turns a handler's panic into a 500 Matrix error.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				zerolog.Ctx(r.Context()).Error().Interface("panic", p).Msg("federation handler panicked")
+				writeError(w, http.StatusInternalServerError, "M_UNKNOWN", "Internal error")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// GET /_matrix/federation/v1/version
+func (s *Server) getVersion(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"server": map[string]string{"name": "Soma", "version": s.version}})
+}
