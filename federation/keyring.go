@@ -4,17 +4,29 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/soma-chat/soma/persistence"
 )
 
 // fetchTimeout bounds one direct key fetch from a remote server.
 const fetchTimeout = 15 * time.Second
+
+// minRefetchInterval is how long after a successful fetch of a server's
+// keys the next one waits, whatever asks for it. gomatrixserverlib's
+// KeyRing refetches whenever a signature fails to check with the stored
+// keys, so without a floor every forged request, or one naming a key the
+// origin never had, would make this server call the claimed origin.
+const minRefetchInterval = time.Minute
+
+// errFetchedRecently is fetchDirect declining to fetch again so soon.
+var errFetchedRecently = errors.New("federation: keys fetched less than a minute ago")
 
 // KeyRing knows the signing keys of every server this one talks to: its
 // own from memory, remote ones from the database, fetched over TLS from the
@@ -27,12 +39,18 @@ type KeyRing struct {
 	ring  gomatrixserverlib.KeyRing
 	log   zerolog.Logger
 	now   func() time.Time
+
+	// fetches coalesces concurrent fetches of one server's keys.
+	fetches singleflight.Group
+	mu      sync.Mutex
+	// fetched is when each server's keys were last fetched successfully.
+	fetched map[spec.ServerName]time.Time
 }
 
 // NewKeyRing wires a keyring. keys fetches remote key responses (the
 // outbound Client's KeyClient).
 func NewKeyRing(self *Identity, store persistence.ServerKeyStore, keys gomatrixserverlib.KeyClient, log zerolog.Logger) *KeyRing {
-	k := &KeyRing{self: self, store: store, keys: keys, log: log, now: time.Now}
+	k := &KeyRing{self: self, store: store, keys: keys, log: log, now: time.Now, fetched: map[spec.ServerName]time.Time{}}
 	// gomatrixserverlib's KeyRing panics on a nil KeyDatabase: both parts
 	// are always set.
 	k.ring = gomatrixserverlib.KeyRing{
@@ -76,17 +94,43 @@ func (k *KeyRing) KeyResponse(ctx context.Context, server spec.ServerName, minVa
 	if err == nil {
 		return fresh.Raw, nil
 	}
-	k.log.Warn().Err(err).Str("server_name", string(server)).Msg("fetching a server's keys failed")
+	if !errors.Is(err, errFetchedRecently) {
+		k.log.Warn().Err(err).Str("server_name", string(server)).Msg("fetching a server's keys failed")
+	}
 	if stored != nil {
 		return stored.JSON, nil
 	}
 	return nil, ErrNoKeys
 }
 
-// fetchDirect asks server for its keys over TLS, checks that the response
+// fetchDirect fetches a server's keys (fetchOnce), at most once per
+// minRefetchInterval after a success, one fetch at a time per server.
+func (k *KeyRing) fetchDirect(ctx context.Context, server spec.ServerName) (*gomatrixserverlib.ServerKeys, error) {
+	k.mu.Lock()
+	last, ok := k.fetched[server]
+	k.mu.Unlock()
+	if ok && k.now().Sub(last) < minRefetchInterval {
+		return nil, errFetchedRecently
+	}
+	v, err, _ := k.fetches.Do(string(server), func() (any, error) {
+		keys, err := k.fetchOnce(ctx, server)
+		if err == nil {
+			k.mu.Lock()
+			k.fetched[server] = k.now()
+			k.mu.Unlock()
+		}
+		return keys, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*gomatrixserverlib.ServerKeys), nil
+}
+
+// fetchOnce asks server for its keys over TLS, checks that the response
 // is the server's and self-signed with every ed25519 key it lists, and
 // stores the response and its keys.
-func (k *KeyRing) fetchDirect(ctx context.Context, server spec.ServerName) (*gomatrixserverlib.ServerKeys, error) {
+func (k *KeyRing) fetchOnce(ctx context.Context, server spec.ServerName) (*gomatrixserverlib.ServerKeys, error) {
 	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
 	keys, err := k.keys.GetServerKeys(ctx, server)
@@ -187,6 +231,9 @@ func (f directFetcher) FetchKeys(ctx context.Context, reqs map[gomatrixserverlib
 	}
 	for server := range servers {
 		keys, err := f.k.fetchDirect(ctx, server)
+		if errors.Is(err, errFetchedRecently) {
+			continue // the stored keys are as fresh as they get
+		}
 		if err != nil {
 			f.k.log.Warn().Err(err).Str("server_name", string(server)).Msg("fetching a server's keys failed")
 			continue

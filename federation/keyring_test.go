@@ -120,6 +120,11 @@ func TestKeyRingFetchesCachesRefetchesAndKeepsOldKeys(t *testing.T) {
 	rk := newRemoteKeys(t)
 	k1, k2 := mustKey(t), mustKey(t)
 	now := time.Now()
+	// The keyring's clock only spaces fetches (minRefetchInterval): the
+	// test moves it past the floor where it expects a refetch.
+	clock := now
+	ring.now = func() time.Time { return clock }
+	later := func() { clock = clock.Add(minRefetchInterval + time.Second) }
 	rk.publish(t, now.Add(time.Hour), []*SigningKey{k1}, nil)
 
 	// First use fetches over TLS; the next is served from the store.
@@ -134,7 +139,13 @@ func TestKeyRingFetchesCachesRefetchesAndKeepsOldKeys(t *testing.T) {
 		t.Fatalf("stored response %+v, %v", stored, err)
 	}
 
-	// A key past its valid_until_ts is fetched again.
+	// A key past its valid_until_ts is fetched again, but not twice
+	// within minRefetchInterval: a forged signature or an unknown key
+	// then costs no fetch.
+	if err := verify(t, ring, rk, mustKey(t), now); err == nil || rk.fetches() != 1 {
+		t.Fatalf("unknown key within the floor: %v after %d fetches, want a failure and 1 fetch", err, rk.fetches())
+	}
+	later()
 	id := []persistence.ServerKeyID{{ServerName: string(rk.name), KeyID: string(k1.KeyID)}}
 	noErr(t, store.StoreServerKeys(ctx, []persistence.ServerKey{{ServerName: string(rk.name), KeyID: string(k1.KeyID), PublicKey: k1.Public(), ValidUntilTS: now.Add(-time.Minute).UnixMilli()}}))
 	if err := verify(t, ring, rk, k1, now); err != nil || rk.fetches() != 2 {
@@ -148,6 +159,7 @@ func TestKeyRingFetchesCachesRefetchesAndKeepsOldKeys(t *testing.T) {
 	// signed before it expired, and nothing after.
 	expired := now.Add(-time.Minute)
 	rk.publish(t, now.Add(time.Hour), []*SigningKey{k2}, map[*SigningKey]time.Time{k1: expired})
+	later()
 	if err := verify(t, ring, rk, k2, now); err != nil {
 		t.Fatalf("k2 after rotation: %v", err)
 	}
@@ -160,6 +172,7 @@ func TestKeyRingFetchesCachesRefetchesAndKeepsOldKeys(t *testing.T) {
 
 	// The server forgets k1 altogether: the store does not.
 	rk.publish(t, now.Add(time.Hour), []*SigningKey{k2}, nil)
+	later()
 	noErr(t, store.StoreServerKeys(ctx, []persistence.ServerKey{{ServerName: string(rk.name), KeyID: string(k2.KeyID), PublicKey: k2.Public(), ValidUntilTS: now.Add(-time.Minute).UnixMilli()}}))
 	if err := verify(t, ring, rk, k2, now); err != nil {
 		t.Fatalf("k2 refetched: %v", err)
@@ -168,8 +181,9 @@ func TestKeyRingFetchesCachesRefetchesAndKeepsOldKeys(t *testing.T) {
 		t.Fatalf("k1 once the server no longer lists it: %v", err)
 	}
 
-	// A key the server never had is refused; so is a response that is not
-	// signed by the key it lists.
+	// A key the server never had is refused, even with a fetch allowed;
+	// so is a response that is not signed by the key it lists.
+	later()
 	if err := verify(t, ring, rk, mustKey(t), now); err == nil {
 		t.Fatal("an unknown key verified")
 	}
@@ -182,7 +196,8 @@ func TestKeyRingFetchesCachesRefetchesAndKeepsOldKeys(t *testing.T) {
 	if _, err := ring.KeyResponse(ctx, "127.0.0.1:1", 0); err != ErrNoKeys {
 		t.Fatalf("KeyResponse of an unreachable server: %v, want ErrNoKeys", err)
 	}
-	if _, err := ring.fetchDirect(ctx, rk.name); err == nil {
+	later()
+	if _, err := ring.fetchDirect(ctx, rk.name); err == nil || err == errFetchedRecently {
 		t.Fatal("a key response not signed by its own key was accepted")
 	}
 }
