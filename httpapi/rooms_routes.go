@@ -8,6 +8,7 @@ func (s *Server) roomRoutes(r chi.Router) {
 	r.Post("/createRoom", s.serve(s.authed(s.createRoomHandler)))
 	r.Post("/join/{roomIdOrAlias}", s.serve(s.authed(s.membershipHandler("join"))))
 	r.Get("/joined_rooms", s.serve(s.authed(s.joinedRoomsHandler)))
+	r.Post("/search", s.serve(s.authed(s.searchHandler)))
 	r.Route("/rooms/{roomId}", func(r chi.Router) {
 		r.Post("/join", s.serve(s.authed(s.membershipHandler("join"))))
 		r.Post("/leave", s.serve(s.authed(s.membershipHandler("leave"))))

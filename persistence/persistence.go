@@ -47,6 +47,7 @@ type Store interface {
 	RoomReader
 	RoomInspector
 	RelationsReader
+	EventSearcher
 	UserStreams
 	KeyStore
 	CrossSigningStore

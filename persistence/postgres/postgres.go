@@ -33,6 +33,7 @@ func Dialect() sqlstore.Dialect {
 		NextStateBlockNID: "nextval('state_block_nid_seq')",
 		InNIDs:            "%[1]s = ANY(%[2]s::BIGINT[])",
 		NIDList:           "{%s}",
+		FullText:          sqlstore.FullTextTSVector,
 	}
 }
 

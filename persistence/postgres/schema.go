@@ -15,6 +15,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 8, Name: "cross-signing keys and signatures, server-side key backup", SQL: schemaV8},
 	{Version: 9, Name: "relations, events by timestamp", SQL: schemaV9},
 	{Version: 10, Name: "remote servers' signing keys", SQL: schemaV10},
+	{Version: 11, Name: "event search", SQL: schemaV11},
 }
 
 const schemaV1 = `
@@ -385,4 +386,39 @@ CREATE TABLE server_key_responses (
 	valid_until_ts BIGINT NOT NULL,
 	response_json  TEXT NOT NULL
 );
+`
+
+// schemaV11 adds the event search projection: a tsvector (English
+// configuration) of the text the search API matches, under a GIN index,
+// filled for the events already stored and not redacted (\u0000 read as
+// \u0001, as in schemaV9).
+const schemaV11 = `
+CREATE TABLE event_search (
+	event_nid  BIGINT PRIMARY KEY,
+	room_nid   BIGINT NOT NULL,
+	key_id     SMALLINT NOT NULL,
+	stream_pos BIGINT NOT NULL,
+	vector     TSVECTOR NOT NULL
+);
+CREATE INDEX event_search_vector_idx ON event_search USING GIN (vector);
+CREATE INDEX event_search_room_idx ON event_search (room_nid, stream_pos);
+
+INSERT INTO event_search (event_nid, room_nid, key_id, stream_pos, vector)
+SELECT c.event_nid, c.room_nid, c.key_id, c.stream_pos, to_tsvector('english', c.value #>> '{}')
+FROM (
+	SELECT m.event_nid, m.room_nid, m.stream_pos, m.key_id,
+		(replace(m.event_json, '\u0000', '\u0001')::json)->'content'->m.field AS value
+	FROM (
+		SELECT e.event_nid, e.room_nid, e.stream_pos, e.event_json,
+			CASE t.event_type WHEN 'm.room.message' THEN 1 WHEN 'm.room.name' THEN 2 ELSE 3 END AS key_id,
+			CASE t.event_type WHEN 'm.room.message' THEN 'body' WHEN 'm.room.name' THEN 'name' ELSE 'topic' END AS field
+		FROM events e
+		JOIN event_types t ON t.event_type_nid = e.event_type_nid
+		LEFT JOIN event_state_keys k ON k.state_key_nid = e.state_key_nid
+		WHERE ((t.event_type = 'm.room.message' AND e.state_key_nid = 0)
+			OR (t.event_type IN ('m.room.name', 'm.room.topic') AND k.state_key = ''))
+			AND NOT EXISTS (SELECT 1 FROM redactions rd WHERE rd.redacts_nid = e.event_nid)
+	) m
+) c
+WHERE json_typeof(c.value) = 'string' AND c.value #>> '{}' <> '';
 `

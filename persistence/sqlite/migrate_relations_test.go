@@ -1,10 +1,6 @@
 package sqlite
 
 import (
-	"context"
-	"database/sql"
-	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/soma-chat/soma/persistence/storagetest"
@@ -32,32 +28,7 @@ var relationsFixture = []string{
 func TestMigrationToV9BackfillsRelations(t *testing.T) {
 	for _, driver := range []string{DriverModernc, DriverMattn} {
 		t.Run(driver, func(t *testing.T) {
-			ctx := context.Background()
-			path := filepath.Join(t.TempDir(), "soma.db")
-			name, err := driverName(driver)
-			if err != nil {
-				t.Fatal(err)
-			}
-			db, err := sql.Open(name, path+"?"+connParams)
-			if err != nil {
-				t.Fatal(err)
-			}
-			qs := []string{"CREATE TABLE schema_versions (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ts BIGINT NOT NULL)"}
-			for _, m := range migrations[:8] {
-				qs = append(qs, m.SQL, fmt.Sprintf("INSERT INTO schema_versions VALUES (%d, '%s', 0)", m.Version, m.Name))
-			}
-			for _, q := range append(qs, relationsFixture...) {
-				if _, err := db.ExecContext(ctx, q); err != nil {
-					t.Fatalf("%s: %v", q, err)
-				}
-			}
-			db.Close()
-
-			s, err := Open(ctx, path, Options{Driver: driver})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s := openMigratedFrom(t, driver, 8, relationsFixture)
 			storagetest.CheckRelationsBackfill(t, s)
 		})
 	}

@@ -5,7 +5,35 @@ import (
 	"database/sql"
 	"path/filepath"
 	"testing"
+
+	"github.com/soma-chat/soma/persistence/sqlstore"
+	"github.com/soma-chat/soma/persistence/storagetest"
 )
+
+// openMigratedFrom writes, through driver, a database at schema version
+// version holding the fixture's rows, then opens it (which migrates it to
+// the newest schema). The store is closed when t ends.
+func openMigratedFrom(t *testing.T, driver string, version int, fixture []string) *sqlstore.Store {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "soma.db")
+	name, err := driverName(driver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open(name, path+"?"+connParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storagetest.WriteOldSchema(t, db, migrations[:version], fixture)
+	db.Close()
+	s, err := Open(ctx, path, Options{Driver: driver})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
 
 // A database written by the first schema keeps finding its transactions
 // by event once migrated.
@@ -13,36 +41,13 @@ func TestMigrationToV2KeepsTxnIDsFindableByEvent(t *testing.T) {
 	for _, driver := range []string{DriverModernc, DriverMattn} {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
-			path := filepath.Join(t.TempDir(), "soma.db")
-			name, err := driverName(driver)
-			if err != nil {
-				t.Fatal(err)
-			}
-			db, err := sql.Open(name, path+"?"+connParams)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, q := range []string{
-				"CREATE TABLE schema_versions (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ts BIGINT NOT NULL)",
-				migrations[0].SQL,
-				"INSERT INTO schema_versions VALUES (1, 'initial schema', 0)",
+			s := openMigratedFrom(t, driver, 1, []string{
 				"INSERT INTO rooms (room_nid, room_id, room_version) VALUES (1, '!r:test', '10')",
 				`INSERT INTO events (event_nid, room_nid, event_id, event_type_nid, state_key_nid, depth, stream_pos,
 					origin_server_ts, sender, state_before_nid, event_json)
 				VALUES (7, 1, '$e', 13, 0, 1, 1, 0, '@u:test', 0, '{}')`,
 				"INSERT INTO txn_ids (user_id, device_id, txn_id, event_id) VALUES ('@u:test', 'D', 't1', '$e')",
-			} {
-				if _, err := db.ExecContext(ctx, q); err != nil {
-					t.Fatalf("%s: %v", q, err)
-				}
-			}
-			db.Close()
-
-			s, err := Open(ctx, path, Options{Driver: driver})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			})
 			if txn, err := s.TxnIDForEvent(ctx, "$e", "@u:test", "D"); err != nil || txn != "t1" {
 				t.Errorf("TxnIDForEvent after the migration = %q, %v; want t1", txn, err)
 			}

@@ -15,6 +15,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 8, Name: "cross-signing keys and signatures, server-side key backup", SQL: schemaV8},
 	{Version: 9, Name: "relations, events by timestamp", SQL: schemaV9},
 	{Version: 10, Name: "remote servers' signing keys", SQL: schemaV10},
+	{Version: 11, Name: "event search", SQL: schemaV11},
 }
 
 // Tables keyed by a composite primary key are WITHOUT ROWID: the key is the
@@ -405,4 +406,41 @@ CREATE TABLE server_key_responses (
 	valid_until_ts INTEGER NOT NULL,
 	response_json  TEXT NOT NULL
 ) WITHOUT ROWID;
+`
+
+// schemaV11 adds the event search projection: the lowercased text the
+// search API matches, filled for the events already stored and not
+// redacted (lower() here folds ASCII only; Soma lowercases what it writes
+// with Unicode rules). The FTS5 index over it is no migration: only one
+// of the two drivers has FTS5, so the backend creates it at open time, and
+// event_search_fts_state says whether it still matches event_search (a
+// driver without FTS5 may have written since).
+const schemaV11 = `
+CREATE TABLE event_search (
+	event_nid  INTEGER PRIMARY KEY,
+	room_nid   INTEGER NOT NULL,
+	key_id     INTEGER NOT NULL,
+	stream_pos INTEGER NOT NULL,
+	body       TEXT NOT NULL
+);
+CREATE INDEX event_search_room_idx ON event_search (room_nid, stream_pos);
+
+CREATE TABLE event_search_fts_state (fresh BOOLEAN NOT NULL);
+INSERT INTO event_search_fts_state (fresh) VALUES (FALSE);
+
+INSERT INTO event_search (event_nid, room_nid, key_id, stream_pos, body)
+SELECT m.event_nid, m.room_nid, m.key_id, m.stream_pos, lower(json_extract(m.event_json, m.path))
+FROM (
+	SELECT e.event_nid, e.room_nid, e.stream_pos, e.event_json,
+		CASE t.event_type WHEN 'm.room.message' THEN 1 WHEN 'm.room.name' THEN 2 ELSE 3 END AS key_id,
+		CASE t.event_type WHEN 'm.room.message' THEN '$.content.body' WHEN 'm.room.name' THEN '$.content.name' ELSE '$.content.topic' END AS path
+	FROM events e
+	JOIN event_types t ON t.event_type_nid = e.event_type_nid
+	LEFT JOIN event_state_keys k ON k.state_key_nid = e.state_key_nid
+	WHERE ((t.event_type = 'm.room.message' AND e.state_key_nid = 0)
+		OR (t.event_type IN ('m.room.name', 'm.room.topic') AND k.state_key = ''))
+		AND NOT EXISTS (SELECT 1 FROM redactions rd WHERE rd.redacts_nid = e.event_nid)
+		AND json_valid(e.event_json)
+) m
+WHERE json_type(m.event_json, m.path) = 'text' AND json_extract(m.event_json, m.path) <> '';
 `

@@ -42,11 +42,12 @@ type Options struct {
 // connParams are understood alike by both drivers.
 const connParams = "_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1&_txlock=immediate"
 
-// Dialect is SQLite as the shared store needs to know it. Writes are
-// serialised, so the next stream position and block NID are one more than
-// the highest stored (an index lookup).
-func Dialect() sqlstore.Dialect {
-	return sqlstore.Dialect{
+// Dialect is SQLite as the shared store needs to know it, through the
+// given driver (which decides how search matches words, see fulltext.go).
+// Writes are serialised, so the next stream position and block NID are one
+// more than the highest stored (an index lookup).
+func Dialect(driver string) sqlstore.Dialect {
+	d := sqlstore.Dialect{
 		Name:       "sqlite",
 		Migrations: migrations,
 		// One stream for events, account data, receipts, to-device
@@ -60,6 +61,12 @@ func Dialect() sqlstore.Dialect {
 		NumberedQuestionMarks: true,
 		SingleWriter:          true,
 	}
+	if driver == DriverMattn {
+		d.FullText, d.AfterMigrate = sqlstore.FullTextScan, markFTSStale
+	} else {
+		d.FullText, d.AfterMigrate = sqlstore.FullTextFTS5, ensureFTS
+	}
+	return d
 }
 
 // Open opens (creating it and its directory if missing) the database file
@@ -94,7 +101,7 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 		db.Close()
 		return nil, fmt.Errorf("sqlite.Open %s (%s): %w", path, opts.Driver, err)
 	}
-	store, err := sqlstore.Open(ctx, db, Dialect())
+	store, err := sqlstore.Open(ctx, db, Dialect(opts.Driver))
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite.Open %s: %w", path, err)

@@ -103,3 +103,13 @@ func BenchmarkCommitGrowth(b *testing.B) {
 		}
 	}
 }
+
+// Only modernc has FTS5: what mattn writes and redacts meanwhile reaches
+// the FTS5 index when modernc opens the file again.
+func TestSearchFollowsADriverSwitch(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "soma.db")
+	opener := func(driver string) func() persistence.Store {
+		return func() persistence.Store { return open(t, path, driver) }
+	}
+	storagetest.RunSearchAcrossOpens(t, opener(sqlite.DriverModernc), opener(sqlite.DriverMattn), opener(sqlite.DriverModernc), opener(sqlite.DriverMattn))
+}

@@ -180,6 +180,14 @@ func (c *commit) run(ctx context.Context, tx *sql.Tx) error {
 			if err := s.redactions.InsertRedaction(ctx, tx, ev.Redacts, int64(ins.NID)); err != nil {
 				return fmt.Errorf("redaction by %s: %w", ev.EventID, err)
 			}
+			if err := s.search.DeleteSearchText(ctx, tx, ev.Redacts); err != nil {
+				return fmt.Errorf("unindex %s redacted by %s: %w", ev.Redacts, ev.EventID, err)
+			}
+		}
+		if key, text, ok := searchTextOf(ev.Type, ev.StateKey, ev.JSON); ok {
+			if err := s.search.InsertSearchText(ctx, tx, ins.NID, c.room, key, ins.StreamPos, text); err != nil {
+				return fmt.Errorf("index text of %s: %w", ev.EventID, err)
+			}
 		}
 		if relType, parent, ok := relationOf(ev.JSON); ok {
 			if err := s.relations.InsertRelation(ctx, tx, ins.NID, c.room, parent, relType, ev.Type, ins.StreamPos); err != nil {

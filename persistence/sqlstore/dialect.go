@@ -1,6 +1,8 @@
 package sqlstore
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"regexp"
 	"strings"
@@ -48,7 +50,30 @@ type Dialect struct {
 	// time: the store then queues its writers in process instead of letting
 	// them poll the database's busy handler.
 	SingleWriter bool
+	// FullText is how the event search index matches words (see
+	// search_table.go).
+	FullText FullText
+	// AfterMigrate, when set, runs once the migrations are applied and
+	// before the statements are prepared: set-up that depends on the
+	// driver rather than the schema (SQLite's FTS5 index).
+	AfterMigrate func(ctx context.Context, db *sql.DB) error
 }
+
+// FullText is a way of matching the words of a search against the event
+// search index.
+type FullText int
+
+const (
+	// FullTextTSVector: PostgreSQL's tsvector column with a GIN index,
+	// websearch_to_tsquery and ts_rank, English stemming.
+	FullTextTSVector FullText = iota + 1
+	// FullTextFTS5: SQLite's FTS5 over event_search's text (the
+	// event_search_fts table, which the backend creates and keeps), bm25.
+	FullTextFTS5
+	// FullTextScan: a scan of event_search's lowercased text for every
+	// word, ranked by occurrences, for SQLite drivers built without FTS5.
+	FullTextScan
+)
 
 // Migration is one numbered step of a backend's schema.
 type Migration struct {
@@ -88,7 +113,7 @@ func (d *Dialect) rewrite(query string) (string, error) {
 }
 
 func (d *Dialect) check() error {
-	if d.NextStreamPos == "" || d.NextStateBlockNID == "" || d.InNIDs == "" || d.NIDList == "" {
+	if d.NextStreamPos == "" || d.NextStateBlockNID == "" || d.InNIDs == "" || d.NIDList == "" || d.FullText == 0 {
 		return fmt.Errorf("sqlstore: %s dialect is incomplete", d.Name)
 	}
 	for i, m := range d.Migrations {

@@ -51,6 +51,7 @@ type Store struct {
 	receipts       *receiptsTable
 	redactions     *redactionsTable
 	relations      *relationsTable
+	search         *searchTable
 	// End-to-end encryption (keys.go).
 	deviceKeys        *deviceKeysTable
 	oneTimeKeys       *oneTimeKeysTable
@@ -88,6 +89,11 @@ func Open(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	if err := migrate(ctx, db, s.dialect); err != nil {
 		return nil, err
 	}
+	if d.AfterMigrate != nil {
+		if err := d.AfterMigrate(ctx, db); err != nil {
+			return nil, fmt.Errorf("sqlstore.Open: %w", err)
+		}
+	}
 	p := &preparer{ctx: ctx, db: db, d: s.dialect}
 	s.schemaVersion = p.prepare(selectSchemaVersionSQL)
 	s.accounts = prepareAccountsTable(p)
@@ -106,6 +112,7 @@ func Open(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	s.receipts = prepareReceiptsTable(p)
 	s.redactions = prepareRedactionsTable(p)
 	s.relations = prepareRelationsTable(p)
+	s.search = prepareSearchTable(p)
 	s.deviceKeys = prepareDeviceKeysTable(p)
 	s.oneTimeKeys = prepareOneTimeKeysTable(p)
 	s.fallbackKeys = prepareFallbackKeysTable(p)

@@ -68,6 +68,7 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"ThreadsListByLatestReply", testThreads},
 		{"BundledRelationsOfAPage", testBundledRelations},
 		{"EventsAreFoundNearATimestamp", testEventsNearTimestamp},
+		{"SearchFindsWordsOfBodiesNamesAndTopicsButNotRedactedOnes", testSearch},
 		{"MediaIsKeyedByServerNameAndMediaID", testMedia},
 		{"ThumbnailsAreKeptOncePerSizeAndMethod", testMediaThumbnails},
 		{"RoomAliasesMapToOneRoomEach", testRoomAliases},
