@@ -18,15 +18,16 @@ import (
 // fetchTimeout bounds one direct key fetch from a remote server.
 const fetchTimeout = 15 * time.Second
 
-// minRefetchInterval is how long after a successful fetch of a server's
-// keys the next one waits, whatever asks for it. gomatrixserverlib's
+// minRefetchInterval is how long after a fetch of a server's keys, failed
+// or not, the next one waits, whatever asks for it. gomatrixserverlib's
 // KeyRing refetches whenever a signature fails to check with the stored
 // keys, so without a floor every forged request, or one naming a key the
-// origin never had, would make this server call the claimed origin.
+// origin never had, would make this server call the claimed origin; and
+// every notary query naming an unreachable server would dial it again.
 const minRefetchInterval = time.Minute
 
 // errFetchedRecently is fetchDirect declining to fetch again so soon.
-var errFetchedRecently = errors.New("federation: keys fetched less than a minute ago")
+var errFetchedRecently = errors.New("federation: keys fetched or tried less than a minute ago")
 
 // KeyRing knows the signing keys of every server this one talks to: its
 // own from memory, remote ones from the database, fetched over TLS from the
@@ -43,7 +44,7 @@ type KeyRing struct {
 	// fetches coalesces concurrent fetches of one server's keys.
 	fetches singleflight.Group
 	mu      sync.Mutex
-	// fetched is when each server's keys were last fetched successfully.
+	// fetched is when each server's keys were last fetched or tried.
 	fetched map[spec.ServerName]time.Time
 }
 
@@ -104,7 +105,7 @@ func (k *KeyRing) KeyResponse(ctx context.Context, server spec.ServerName, minVa
 }
 
 // fetchDirect fetches a server's keys (fetchOnce), at most once per
-// minRefetchInterval after a success, one fetch at a time per server.
+// minRefetchInterval, one fetch at a time per server.
 func (k *KeyRing) fetchDirect(ctx context.Context, server spec.ServerName) (*gomatrixserverlib.ServerKeys, error) {
 	k.mu.Lock()
 	last, ok := k.fetched[server]
@@ -114,11 +115,9 @@ func (k *KeyRing) fetchDirect(ctx context.Context, server spec.ServerName) (*gom
 	}
 	v, err, _ := k.fetches.Do(string(server), func() (any, error) {
 		keys, err := k.fetchOnce(ctx, server)
-		if err == nil {
-			k.mu.Lock()
-			k.fetched[server] = k.now()
-			k.mu.Unlock()
-		}
+		k.mu.Lock()
+		k.fetched[server] = k.now()
+		k.mu.Unlock()
 		return keys, err
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -58,6 +59,10 @@ type keyQueryRequest struct {
 func (s *Server) postKeyQuery(w http.ResponseWriter, r *http.Request) {
 	var raw json.RawMessage
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&raw); err != nil {
+		if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+			writeError(w, http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "The request body is too large")
+			return
+		}
 		writeError(w, http.StatusBadRequest, "M_NOT_JSON", "The request body is not JSON")
 		return
 	}
@@ -86,25 +91,38 @@ func (s *Server) postKeyQuery(w http.ResponseWriter, r *http.Request) {
 
 // answerKeyQuery writes {"server_keys": [...]}: each server's key response
 // countersigned by this server, leaving out servers with no keys known or
-// fetchable.
+// fetchable. The servers are asked at once, so one query waits for the
+// slowest fetch (fetchTimeout), not for their sum.
 func (s *Server) answerKeyQuery(w http.ResponseWriter, r *http.Request, want map[spec.ServerName]spec.Timestamp) {
-	out := []json.RawMessage{}
+	var (
+		mu     sync.Mutex
+		out    = []json.RawMessage{}
+		failed error
+		wg     sync.WaitGroup
+	)
 	for server, minValid := range want {
-		resp, err := s.keys.KeyResponse(r.Context(), server, minValid)
-		if errors.Is(err, ErrNoKeys) {
-			continue
-		}
-		if err != nil {
-			zerolog.Ctx(r.Context()).Error().Err(err).Str("server_name", string(server)).Msg("notary key query failed")
-			writeError(w, http.StatusInternalServerError, "M_UNKNOWN", "Could not read the keys of "+string(server))
-			return
-		}
-		signed, err := s.self.Countersign(resp)
-		if err != nil {
-			zerolog.Ctx(r.Context()).Error().Err(err).Str("server_name", string(server)).Msg("countersigning a key response failed")
-			continue
-		}
-		out = append(out, signed)
+		wg.Go(func() {
+			resp, err := s.keys.KeyResponse(r.Context(), server, minValid)
+			if errors.Is(err, ErrNoKeys) {
+				return
+			}
+			if err == nil {
+				resp, err = s.self.Countersign(resp)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				zerolog.Ctx(r.Context()).Error().Err(err).Str("server_name", string(server)).Msg("notary key query failed")
+				failed = err
+				return
+			}
+			out = append(out, resp)
+		})
+	}
+	wg.Wait()
+	if failed != nil {
+		writeError(w, http.StatusInternalServerError, "M_UNKNOWN", "Could not read the stored keys")
+		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"server_keys": out})
 }

@@ -228,6 +228,10 @@ func TestFederationKeysProfilesAndXMatrix(t *testing.T) {
 		if code := bob.do("GET", "/_matrix/client/v3/profile/@nobody:"+string(b.name), nil, &e); code != 404 || e["errcode"] != "M_NOT_FOUND" {
 			t.Fatalf("unknown remote user: %d %v", code, e)
 		}
+		e = nil
+		if code := bob.do("GET", "/_matrix/client/v3/profile/@carol:127.0.0.1:1", nil, &e); code != 502 || e["errcode"] != "M_UNKNOWN" {
+			t.Fatalf("user of an unreachable server: %d %v", code, e)
+		}
 	})
 
 	t.Run("B refuses requests that A did not sign for B", func(t *testing.T) {
