@@ -12,7 +12,6 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
-	"github.com/soma-chat/soma/actors/messages"
 	"github.com/soma-chat/soma/persistence"
 )
 
@@ -175,16 +174,8 @@ func (s *Server) dropFromCanonicalAlias(ctx context.Context, roomID, alias strin
 	if err != nil {
 		return
 	}
-	ev, err := s.stateEventCurrent(ctx, nid, spec.MRoomCanonicalAlias, "")
-	if err != nil || ev == nil {
-		return
-	}
-	ce, err := toClientEvent(ev, false)
-	if err != nil {
-		return
-	}
 	var content map[string]any
-	if json.Unmarshal(ce.Content, &content) != nil || content == nil {
+	if json.Unmarshal(s.currentContent(ctx, nid, spec.MRoomCanonicalAlias), &content) != nil || content == nil {
 		return
 	}
 	changed := false
@@ -203,9 +194,7 @@ func (s *Server) dropFromCanonicalAlias(ctx context.Context, roomID, alias strin
 		return
 	}
 	b, _ := json.Marshal(content)
-	empty := ""
-	if _, err := s.sendEvent(ctx, roomID, c.DeviceID, "",
-		&messages.EventContent{Sender: c.UserID, Type: spec.MRoomCanonicalAlias, StateKey: &empty, Content: b}); err != nil {
+	if _, err := s.sendState(ctx, roomID, c, spec.MRoomCanonicalAlias, b); err != nil {
 		s.log.Info().Err(err).Str("room_id", roomID).Str("alias", alias).Msg("deleted alias left in the canonical alias event")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -125,8 +126,8 @@ func (s *Server) createRoomHandler(r *http.Request) (int, any, error) {
 	if version == "" {
 		version = s.opts.DefaultRoomVersion
 	}
-	if !rooms.SupportedVersions[version] {
-		return 0, nil, matrixError(http.StatusBadRequest, "M_UNSUPPORTED_ROOM_VERSION", "unsupported room version "+version)
+	if err := checkRoomVersion(version); err != nil {
+		return 0, nil, err
 	}
 	alias, err := s.newRoomAlias(r.Context(), req.RoomAliasName)
 	if err != nil {
@@ -141,22 +142,12 @@ func (s *Server) createRoomHandler(r *http.Request) (int, any, error) {
 		return 0, nil, roomError(err)
 	}
 	events = withCanonicalAlias(events, alias)
-	roomID := "!" + randomLetters(18) + ":" + s.opts.ServerName
+	roomID := s.newRoomID()
 	release, err := s.reserveRoomAlias(r.Context(), alias, roomID, c.UserID)
 	if err != nil {
 		return 0, nil, err
 	}
-	reply, err := s.requestRoom(r.Context(), roomID, &messages.CreateRoom{RoomId: roomID, RoomVersion: version, Events: events})
-	if err != nil {
-		release()
-		return 0, nil, err
-	}
-	cr, ok := reply.(*messages.CreateRoomReply)
-	if !ok {
-		release()
-		return 0, nil, errors.New("httpapi: unexpected reply to CreateRoom")
-	}
-	if err := replyError(cr.Error); err != nil {
+	if err := s.createRoom(r.Context(), roomID, version, events); err != nil {
 		release()
 		return 0, nil, err
 	}
@@ -165,6 +156,31 @@ func (s *Server) createRoomHandler(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, map[string]string{"room_id": roomID}, nil
+}
+
+// checkRoomVersion refuses a room version this server cannot create.
+func checkRoomVersion(version string) error {
+	if !rooms.SupportedVersions[version] {
+		return matrixError(http.StatusBadRequest, "M_UNSUPPORTED_ROOM_VERSION", "This server does not support room version "+strconv.Quote(version))
+	}
+	return nil
+}
+
+// newRoomID returns a fresh room ID on this server.
+func (s *Server) newRoomID() string { return "!" + randomLetters(18) + ":" + s.opts.ServerName }
+
+// createRoom asks a new room's actor to build, authorise and store its
+// initial events, all in one commit.
+func (s *Server) createRoom(ctx context.Context, roomID, version string, events []*messages.EventContent) error {
+	reply, err := s.requestRoom(ctx, roomID, &messages.CreateRoom{RoomId: roomID, RoomVersion: version, Events: events})
+	if err != nil {
+		return err
+	}
+	cr, ok := reply.(*messages.CreateRoomReply)
+	if !ok {
+		return errors.New("httpapi: unexpected reply to CreateRoom")
+	}
+	return replyError(cr.Error)
 }
 
 func roomError(err error) error {

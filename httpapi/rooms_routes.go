@@ -17,6 +17,7 @@ func (s *Server) roomRoutes(r chi.Router) {
 		r.Post("/ban", s.serve(s.authed(s.membershipHandler("ban"))))
 		r.Post("/unban", s.serve(s.authed(s.membershipHandler("unban"))))
 		r.Post("/forget", s.serve(s.authed(s.forgetHandler)))
+		r.Post("/upgrade", s.serve(s.authed(s.upgradeRoomHandler)))
 		r.Put("/send/{eventType}/{txnId}", s.serve(s.authed(s.sendHandler)))
 		r.Put("/redact/{eventId}/{txnId}", s.serve(s.authed(s.redactHandler)))
 		r.Get("/state", s.serve(s.authed(s.getStateHandler)))

@@ -55,6 +55,12 @@ type Directory interface {
 	// RoomAliases returns the aliases of a room, oldest first (none for an
 	// unknown room).
 	RoomAliases(ctx context.Context, roomID string) ([]string, error)
+	// ReplaceRoomInDirectory hands a room's directory entries to the room
+	// that replaces it (a room upgrade), in one transaction: every alias
+	// of oldRoomID names newRoomID, and when oldRoomID was published,
+	// newRoomID is published and oldRoomID is not. It returns the aliases
+	// moved, oldest first.
+	ReplaceRoomInDirectory(ctx context.Context, oldRoomID, newRoomID string) ([]string, error)
 	// SetRoomVisibility publishes (VisibilityPublic) or unpublishes
 	// (VisibilityPrivate) a room; any other value is an error.
 	SetRoomVisibility(ctx context.Context, roomID, visibility string) error

@@ -71,61 +71,34 @@ func (req *CreateRequest) Compose(creator, version string, profile CreatorProfil
 		}
 	}
 
-	var out []*messages.EventContent
-	add := func(typ string, stateKey *string, content any) error {
-		b, err := json.Marshal(content)
-		if err != nil {
-			return badJSON("%s", err)
-		}
-		out = append(out, &messages.EventContent{Sender: creator, Type: typ, StateKey: stateKey, Content: b})
-		return nil
-	}
-	empty := ""
-
+	b := &initialEvents{creator: creator}
 	create := map[string]any{}
 	if len(req.CreationContent) > 0 && string(req.CreationContent) != "null" {
 		if err := json.Unmarshal(req.CreationContent, &create); err != nil {
 			return nil, badJSON("creation_content must be an object")
 		}
 	}
-	create["room_version"] = version
-	if version == "10" {
-		create["creator"] = creator // implied by the sender from v11 on
-	} else {
-		delete(create, "creator")
-	}
-	member := map[string]any{"membership": "join"}
-	if profile.DisplayName != "" {
-		member["displayname"] = profile.DisplayName
-	}
-	if profile.AvatarURL != "" {
-		member["avatar_url"] = profile.AvatarURL
-	}
 	levels, err := req.powerLevels(creator, rules)
 	if err != nil {
 		return nil, err
 	}
-	steps := []struct {
+	if err := b.start(version, create, profile); err != nil {
+		return nil, err
+	}
+	for _, s := range []struct {
 		typ     string
 		content any
 	}{
-		{spec.MRoomCreate, create},
-		{spec.MRoomMember, member},
 		{spec.MRoomPowerLevels, levels},
 		{spec.MRoomJoinRules, map[string]any{"join_rule": rules.joinRule}},
 		{spec.MRoomHistoryVisibility, map[string]any{"history_visibility": "shared"}},
-	}
-	for _, s := range steps {
-		key := &empty
-		if s.typ == spec.MRoomMember {
-			key = &creator
-		}
-		if err := add(s.typ, key, s.content); err != nil {
+	} {
+		if err := b.add(s.typ, "", s.content); err != nil {
 			return nil, err
 		}
 	}
 	if rules.guestAccess != "" {
-		if err := add(spec.MRoomGuestAccess, &empty, map[string]any{"guest_access": rules.guestAccess}); err != nil {
+		if err := b.add(spec.MRoomGuestAccess, "", map[string]any{"guest_access": rules.guestAccess}); err != nil {
 			return nil, err
 		}
 	}
@@ -137,32 +110,70 @@ func (req *CreateRequest) Compose(creator, version string, profile CreatorProfil
 		if err := json.Unmarshal(is.Content, &content); err != nil || content == nil {
 			return nil, badJSON("initial_state content for %s must be an object", is.Type)
 		}
-		sk := is.StateKey
-		if err := add(is.Type, &sk, content); err != nil {
+		if err := b.add(is.Type, is.StateKey, content); err != nil {
 			return nil, err
 		}
 	}
 	if req.Name != nil {
-		if err := add(spec.MRoomName, &empty, map[string]any{"name": *req.Name}); err != nil {
+		if err := b.add(spec.MRoomName, "", map[string]any{"name": *req.Name}); err != nil {
 			return nil, err
 		}
 	}
 	if req.Topic != nil {
-		if err := add(spec.MRoomTopic, &empty, map[string]any{"topic": *req.Topic}); err != nil {
+		if err := b.add(spec.MRoomTopic, "", map[string]any{"topic": *req.Topic}); err != nil {
 			return nil, err
 		}
 	}
 	for _, u := range req.Invite {
-		invitee := u
 		content := map[string]any{"membership": "invite"}
 		if req.IsDirect {
 			content["is_direct"] = true
 		}
-		if err := add(spec.MRoomMember, &invitee, content); err != nil {
+		if err := b.add(spec.MRoomMember, u, content); err != nil {
 			return nil, err
 		}
 	}
-	return out, nil
+	return b.events, nil
+}
+
+// initialEvents collects a new room's first events, all sent by its
+// creator: /createRoom and room upgrades both start a room this way.
+type initialEvents struct {
+	creator string
+	events  []*messages.EventContent
+}
+
+// add appends one state event.
+func (b *initialEvents) add(typ, stateKey string, content any) error {
+	raw, err := json.Marshal(content)
+	if err != nil {
+		return badJSON("%s", err)
+	}
+	b.events = append(b.events, &messages.EventContent{Sender: b.creator, Type: typ, StateKey: &stateKey, Content: raw})
+	return nil
+}
+
+// start adds the m.room.create event (create is its content, completed
+// with the room version, and the creator where the version still wants
+// one) and the creator's join with their profile.
+func (b *initialEvents) start(version string, create map[string]any, profile CreatorProfile) error {
+	create["room_version"] = version
+	if version == "10" {
+		create["creator"] = b.creator // implied by the sender from v11 on
+	} else {
+		delete(create, "creator")
+	}
+	member := map[string]any{"membership": "join"}
+	if profile.DisplayName != "" {
+		member["displayname"] = profile.DisplayName
+	}
+	if profile.AvatarURL != "" {
+		member["avatar_url"] = profile.AvatarURL
+	}
+	if err := b.add(spec.MRoomCreate, "", create); err != nil {
+		return err
+	}
+	return b.add(spec.MRoomMember, b.creator, member)
 }
 
 // powerLevels is the default power levels content with the preset's and the

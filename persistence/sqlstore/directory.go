@@ -49,11 +49,40 @@ func (s *Store) DeleteRoomAlias(ctx context.Context, alias string) error {
 
 // RoomAliases implements persistence.Directory.
 func (s *Store) RoomAliases(ctx context.Context, roomID string) ([]string, error) {
-	out, err := s.roomAliases.SelectRoomAliasesByRoom(ctx, roomID)
+	out, err := s.roomAliases.SelectRoomAliasesByRoom(ctx, nil, roomID)
 	if err != nil {
 		return nil, fmt.Errorf("persistence.RoomAliases: %w", err)
 	}
 	return out, nil
+}
+
+// ReplaceRoomInDirectory implements persistence.Directory.
+func (s *Store) ReplaceRoomInDirectory(ctx context.Context, oldRoomID, newRoomID string) ([]string, error) {
+	var moved []string
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if moved, err = s.roomAliases.SelectRoomAliasesByRoom(ctx, tx, oldRoomID); err != nil {
+			return err
+		}
+		if err := s.roomAliases.UpdateRoomAliasesRoom(ctx, tx, oldRoomID, newRoomID); err != nil {
+			return err
+		}
+		v, err := s.roomVisibility.SelectRoomVisibility(ctx, tx, oldRoomID)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && v != persistence.VisibilityPublic) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.roomVisibility.UpsertRoomVisibility(ctx, tx, newRoomID, persistence.VisibilityPublic); err != nil {
+			return err
+		}
+		return s.roomVisibility.UpsertRoomVisibility(ctx, tx, oldRoomID, persistence.VisibilityPrivate)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("persistence.ReplaceRoomInDirectory: %w", err)
+	}
+	return moved, nil
 }
 
 // SetRoomVisibility implements persistence.Directory.
@@ -69,7 +98,7 @@ func (s *Store) SetRoomVisibility(ctx context.Context, roomID, visibility string
 
 // RoomVisibility implements persistence.Directory.
 func (s *Store) RoomVisibility(ctx context.Context, roomID string) (string, error) {
-	v, err := s.roomVisibility.SelectRoomVisibility(ctx, roomID)
+	v, err := s.roomVisibility.SelectRoomVisibility(ctx, nil, roomID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return persistence.VisibilityPrivate, nil
 	}

@@ -22,11 +22,14 @@ const deleteRoomAliasSQL = "DELETE FROM room_aliases WHERE alias = $1"
 const selectRoomAliasesByRoomSQL = `
 SELECT alias FROM room_aliases WHERE room_id = $1 ORDER BY created_ts, alias`
 
+const updateRoomAliasesRoomSQL = "UPDATE room_aliases SET room_id = $2 WHERE room_id = $1"
+
 type roomAliasesTable struct {
 	insertRoomAlias         *sql.Stmt
 	selectRoomAlias         *sql.Stmt
 	deleteRoomAlias         *sql.Stmt
 	selectRoomAliasesByRoom *sql.Stmt
+	updateRoomAliasesRoom   *sql.Stmt
 }
 
 func prepareRoomAliasesTable(p *preparer) *roomAliasesTable {
@@ -35,6 +38,7 @@ func prepareRoomAliasesTable(p *preparer) *roomAliasesTable {
 		selectRoomAlias:         p.prepare(selectRoomAliasSQL),
 		deleteRoomAlias:         p.prepare(deleteRoomAliasSQL),
 		selectRoomAliasesByRoom: p.prepare(selectRoomAliasesByRoomSQL),
+		updateRoomAliasesRoom:   p.prepare(updateRoomAliasesRoomSQL),
 	}
 }
 
@@ -47,8 +51,8 @@ func (t *roomAliasesTable) SelectRoomAlias(ctx context.Context, alias string) (*
 	return &a, nil
 }
 
-func (t *roomAliasesTable) SelectRoomAliasesByRoom(ctx context.Context, roomID string) ([]string, error) {
-	rows, err := t.selectRoomAliasesByRoom.QueryContext(ctx, roomID)
+func (t *roomAliasesTable) SelectRoomAliasesByRoom(ctx context.Context, tx *sql.Tx, roomID string) ([]string, error) {
+	rows, err := txStmt(ctx, tx, t.selectRoomAliasesByRoom).QueryContext(ctx, roomID)
 	if err != nil {
 		return nil, err
 	}
@@ -62,4 +66,10 @@ func (t *roomAliasesTable) SelectRoomAliasesByRoom(ctx context.Context, roomID s
 		out = append(out, a)
 	}
 	return out, rows.Err()
+}
+
+// UpdateRoomAliasesRoom points every alias of oldRoomID to newRoomID.
+func (t *roomAliasesTable) UpdateRoomAliasesRoom(ctx context.Context, tx *sql.Tx, oldRoomID, newRoomID string) error {
+	_, err := txStmt(ctx, tx, t.updateRoomAliasesRoom).ExecContext(ctx, oldRoomID, newRoomID)
+	return err
 }

@@ -40,10 +40,16 @@ func prepareRoomVisibilityTable(p *preparer) *roomVisibilityTable {
 }
 
 // SelectRoomVisibility returns sql.ErrNoRows for a room never published.
-func (t *roomVisibilityTable) SelectRoomVisibility(ctx context.Context, roomID string) (string, error) {
+func (t *roomVisibilityTable) SelectRoomVisibility(ctx context.Context, tx *sql.Tx, roomID string) (string, error) {
 	var v string
-	err := t.selectRoomVisibility.QueryRowContext(ctx, roomID).Scan(&v)
+	err := txStmt(ctx, tx, t.selectRoomVisibility).QueryRowContext(ctx, roomID).Scan(&v)
 	return v, err
+}
+
+// UpsertRoomVisibility sets a room's visibility.
+func (t *roomVisibilityTable) UpsertRoomVisibility(ctx context.Context, tx *sql.Tx, roomID, visibility string) error {
+	_, err := txStmt(ctx, tx, t.upsertRoomVisibility).ExecContext(ctx, roomID, visibility)
+	return err
 }
 
 func (t *roomVisibilityTable) SelectPublicRooms(ctx context.Context) ([]persistence.PublicRoom, error) {

@@ -121,6 +121,55 @@ func testPublicRooms(t *testing.T, s persistence.Store) {
 	}
 }
 
+func testReplaceRoomInDirectory(t *testing.T, s persistence.Store) {
+	for _, a := range []persistence.RoomAlias{
+		{Alias: "#old:test", RoomID: "!old:test", Creator: "@alice:test", CreatedTS: 1},
+		{Alias: "#older:test", RoomID: "!old:test", Creator: "@bob:test", CreatedTS: 0},
+		{Alias: "#new-own:test", RoomID: "!new:test", Creator: "@alice:test", CreatedTS: 2},
+		{Alias: "#other:test", RoomID: "!other:test", Creator: "@alice:test", CreatedTS: 3},
+	} {
+		noErr(t, "InsertRoomAlias "+a.Alias, s.InsertRoomAlias(bg, a))
+	}
+	noErr(t, "SetRoomVisibility", s.SetRoomVisibility(bg, "!old:test", persistence.VisibilityPublic))
+
+	moved, err := s.ReplaceRoomInDirectory(bg, "!old:test", "!new:test")
+	noErr(t, "ReplaceRoomInDirectory", err)
+	if want := []string{"#older:test", "#old:test"}; !slices.Equal(moved, want) {
+		t.Fatalf("moved %v, want %v", moved, want)
+	}
+	for alias, room := range map[string]string{"#old:test": "!new:test", "#older:test": "!new:test", "#new-own:test": "!new:test", "#other:test": "!other:test"} {
+		if a, err := s.RoomAlias(bg, alias); err != nil || a.RoomID != room {
+			t.Fatalf("%s after the move = %+v, %v; want %s", alias, a, err, room)
+		}
+	}
+	// Creator and creation time stay the alias's own.
+	if a, _ := s.RoomAlias(bg, "#older:test"); a.Creator != "@bob:test" || a.CreatedTS != 0 {
+		t.Fatalf("moved alias %+v lost its creator or time", a)
+	}
+	if list, err := s.RoomAliases(bg, "!old:test"); err != nil || len(list) != 0 {
+		t.Fatalf("old room keeps aliases %v, %v", list, err)
+	}
+	for room, want := range map[string]string{"!old:test": persistence.VisibilityPrivate, "!new:test": persistence.VisibilityPublic} {
+		if v, err := s.RoomVisibility(bg, room); err != nil || v != want {
+			t.Fatalf("RoomVisibility(%s) = %q, %v; want %s", room, v, err, want)
+		}
+	}
+
+	// An unpublished room with no aliases leaves its successor as it was.
+	noErr(t, "SetRoomVisibility", s.SetRoomVisibility(bg, "!published:test", persistence.VisibilityPublic))
+	moved, err = s.ReplaceRoomInDirectory(bg, "!private:test", "!published:test")
+	noErr(t, "ReplaceRoomInDirectory(nothing to move)", err)
+	if len(moved) != 0 {
+		t.Fatalf("moved %v from a room without aliases", moved)
+	}
+	if v, _ := s.RoomVisibility(bg, "!published:test"); v != persistence.VisibilityPublic {
+		t.Fatalf("a private predecessor changed its successor's visibility to %q", v)
+	}
+	if v, _ := s.RoomVisibility(bg, "!private:test"); v != persistence.VisibilityPrivate {
+		t.Fatalf("private predecessor is %q", v)
+	}
+}
+
 func testSearchLocalUsers(t *testing.T, s persistence.Store) {
 	for _, lp := range []string{"alice", "bob", "carol", "dave", "percent", "zed"} {
 		noErr(t, "CreateAccount", s.CreateAccount(bg, persistence.Account{Localpart: lp, CreatedTS: 1}))

@@ -74,6 +74,7 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"RoomAliasesMapToOneRoomEach", testRoomAliases},
 		{"ConcurrentInsertsOfOneAliasLetOneWin", testRoomAliasRace},
 		{"PublicRoomsListByJoinedMembers", testPublicRooms},
+		{"UpgradedRoomsTakeOverAliasesAndPublication", testReplaceRoomInDirectory},
 		{"LocalUsersAreSearchedByIDAndDisplayName", testSearchLocalUsers},
 		{"RemoteServerKeysAreKeptAndUpdated", testServerKeys},
 	}
