@@ -188,6 +188,10 @@ type FederationConfig struct {
 	// signed ones in development and tests). Never in production: the
 	// spec requires a valid certificate for the server name.
 	SkipTLSVerify bool `yaml:"skip_tls_verify"`
+	// AllowPrivateNetworks lets outbound federation requests reach
+	// loopback and private addresses (servers on one machine in development
+	// and tests); off, a remote server name resolving to one is refused.
+	AllowPrivateNetworks bool `yaml:"allow_private_networks"`
 	// KeyValidity is how far ahead valid_until_ts of this server's
 	// published keys lies: how long others may cache them.
 	KeyValidity Duration `yaml:"key_validity"`

@@ -181,6 +181,11 @@ federation:
   # Accept any certificate from remote servers (self-signed ones in
   # development and tests). Never in production.
   skip_tls_verify: false
+  # Let outbound federation requests reach loopback and private addresses
+  # (several servers on one machine in development and tests). Off, a
+  # server name, X-Matrix origin or notary query resolving to one is
+  # refused, so that nobody can make this server call into its own network.
+  allow_private_networks: false
   # How long other servers may cache this server's signing keys (the
   # valid_until_ts of /_matrix/key/v2/server lies this far ahead).
   key_validity: 24h

@@ -26,16 +26,40 @@ type Client struct {
 	fed  fclient.FederationClient
 }
 
-// NewClient makes the outbound client; skipVerify accepts any certificate
-// (development and tests only).
-func NewClient(self *Identity, skipVerify bool) *Client {
-	fed := fclient.NewFederationClient(
-		[]*fclient.SigningIdentity{self.signingIdentity()},
-		fclient.WithSkipVerify(skipVerify),
+// ClientOptions are the outbound client's switches, both off in production.
+type ClientOptions struct {
+	// SkipTLSVerify accepts any certificate (self-signed ones in
+	// development and tests).
+	SkipTLSVerify bool
+	// AllowPrivateNetworks lets requests reach loopback, private,
+	// link-local and unique-local addresses. Off, a server name (or an
+	// X-Matrix origin, or a notary query) resolving to one is refused at
+	// dial time, so that nobody on the federation can make this server
+	// call into its own network.
+	AllowPrivateNetworks bool
+}
+
+// privateNetworks are refused unless AllowPrivateNetworks.
+var privateNetworks = []string{
+	"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+	"172.16.0.0/12", "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4",
+	"::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "fc00::/7", "fe80::/10", "ff00::/8",
+}
+
+// NewClient makes the outbound client.
+func NewClient(self *Identity, opts ClientOptions) *Client {
+	options := []fclient.ClientOption{
+		fclient.WithSkipVerify(opts.SkipTLSVerify),
 		fclient.WithTimeout(requestTimeout),
 		fclient.WithKeepAlives(true),
 		fclient.WithUserAgent("Soma"),
-	)
+	}
+	if !opts.AllowPrivateNetworks {
+		// fclient checks the deny list first, then wants the address in
+		// the allow list: everything else is allowed.
+		options = append(options, fclient.WithAllowDenyNetworks([]string{"0.0.0.0/0", "::/0"}, privateNetworks))
+	}
+	fed := fclient.NewFederationClient([]*fclient.SigningIdentity{self.signingIdentity()}, options...)
 	return &Client{self: self, fed: fed}
 }
 

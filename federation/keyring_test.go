@@ -116,7 +116,7 @@ func TestKeyRingFetchesCachesRefetchesAndKeepsOldKeys(t *testing.T) {
 	}
 	defer store.Close()
 	self := &Identity{ServerName: "127.0.0.1:2", Key: mustKey(t), KeyValidity: time.Hour}
-	ring := NewKeyRing(self, store, NewClient(self, true), zerolog.Nop())
+	ring := NewKeyRing(self, store, NewClient(self, ClientOptions{SkipTLSVerify: true, AllowPrivateNetworks: true}), zerolog.Nop())
 	rk := newRemoteKeys(t)
 	k1, k2 := mustKey(t), mustKey(t)
 	now := time.Now()
@@ -206,5 +206,27 @@ func noErr(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestPrivateNetworksAreRefusedUnlessAllowed(t *testing.T) {
+	ctx := context.Background()
+	rk := newRemoteKeys(t) // on 127.0.0.1
+	rk.publish(t, time.Now().Add(time.Hour), []*SigningKey{mustKey(t)}, nil)
+	self := &Identity{ServerName: "127.0.0.1:2", Key: mustKey(t), KeyValidity: time.Hour}
+
+	strict := NewClient(self, ClientOptions{SkipTLSVerify: true})
+	if _, err := strict.GetServerKeys(ctx, rk.name); err == nil || !strings.Contains(err.Error(), "denied") {
+		t.Fatalf("fetch from loopback without allow_private_networks: %v, want denied", err)
+	}
+	if _, err := strict.LookupProfile(ctx, rk.name, "@a:"+string(rk.name), ""); err == nil {
+		t.Fatal("a signed request reached loopback without allow_private_networks")
+	}
+	if n := rk.fetches(); n != 0 {
+		t.Fatalf("the server was reached %d times", n)
+	}
+	lax := NewClient(self, ClientOptions{SkipTLSVerify: true, AllowPrivateNetworks: true})
+	if _, err := lax.GetServerKeys(ctx, rk.name); err != nil || rk.fetches() != 1 {
+		t.Fatalf("fetch with allow_private_networks: %v", err)
 	}
 }

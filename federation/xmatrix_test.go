@@ -53,7 +53,7 @@ func newXMatrixFixture(t *testing.T) *xmatrixFixture {
 		t.Fatal(err)
 	}
 	self := &Identity{ServerName: "127.0.0.1:2", Key: selfKey, KeyValidity: time.Hour}
-	ring := NewKeyRing(self, store, NewClient(self, false), zerolog.Nop())
+	ring := NewKeyRing(self, store, NewClient(self, ClientOptions{AllowPrivateNetworks: true}), zerolog.Nop())
 	return &xmatrixFixture{srv: NewServer(ServerOptions{Self: self, KeyRing: ring, Profiles: store, Log: zerolog.Nop()}), originKey: originKey}
 }
 

@@ -39,7 +39,7 @@ func startFederation(cfg *config.Config, key *federation.SigningKey, store persi
 		return nil, fmt.Errorf("federation TLS pair (federation.tls_cert_path, federation.tls_key_path; somactl generate-tls writes a self-signed one for development): %w", err)
 	}
 	self := &federation.Identity{ServerName: spec.ServerName(cfg.ServerName), Key: key, KeyValidity: fc.KeyValidity.Duration}
-	client := federation.NewClient(self, fc.SkipTLSVerify)
+	client := federation.NewClient(self, federation.ClientOptions{SkipTLSVerify: fc.SkipTLSVerify, AllowPrivateNetworks: fc.AllowPrivateNetworks})
 	keyRing := federation.NewKeyRing(self, store, client, log)
 	api := federation.NewServer(federation.ServerOptions{Self: self, KeyRing: keyRing, Profiles: store, Log: log})
 
@@ -62,6 +62,9 @@ func startFederation(cfg *config.Config, key *federation.SigningKey, store persi
 	}()
 	if fc.SkipTLSVerify {
 		log.Warn().Msg("federation.skip_tls_verify is on: remote servers' certificates are not checked (development only)")
+	}
+	if fc.AllowPrivateNetworks {
+		log.Warn().Msg("federation.allow_private_networks is on: remote servers may make this one call into private networks (development only)")
 	}
 	return f, nil
 }

@@ -42,7 +42,7 @@ func startFedServer(t *testing.T, b backend, extraEnv ...string) *fedServer {
 	}
 	name := ln.Addr().String()
 	ln.Close() // the server binds it again: its name must carry the port
-	env := append(b.env(t, dataDir), "SOMA_SERVER_NAME="+name, "SOMA_FEDERATION_LISTEN="+name, "SOMA_FEDERATION_SKIP_TLS_VERIFY=true")
+	env := append(b.env(t, dataDir), "SOMA_SERVER_NAME="+name, "SOMA_FEDERATION_LISTEN="+name, "SOMA_FEDERATION_SKIP_TLS_VERIFY=true", "SOMA_FEDERATION_ALLOW_PRIVATE_NETWORKS=true")
 	env = append(env, extraEnv...)
 	if out, err := runSomactl(t, dataDir, env, "generate-tls"); err != nil {
 		t.Fatalf("somactl generate-tls: %v\n%s", err, out)
