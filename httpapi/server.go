@@ -119,6 +119,8 @@ type Server struct {
 	toDeviceTxns txnSet
 	// pushCache holds users' compiled push rules.
 	pushCache pushRuleCache
+	// unread holds how far each user's unread counts have been evaluated.
+	unread unreadCache
 }
 
 // NewServer wires a Server; Handler returns its routes.

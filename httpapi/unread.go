@@ -42,20 +42,42 @@ func (s *Server) unreadCounts(ctx context.Context, userID string, m persistence.
 	if from >= to {
 		return counts, nil
 	}
-	evs, err := s.store.RoomEvents(ctx, m.RoomNID, from, to, maxUnreadScan, true)
-	if err != nil || len(evs) == 0 {
-		return counts, err
-	}
 	rules, err := s.compiledPushRules(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
-	pc, levels, err := s.pushContextFor(ctx, userID, m.RoomNID)
+	key := unreadKey{userID, m.RoomNID}
+	e, _ := s.unread.get(key, from, rules)
+	if limit := maxUnreadScan - e.scanned; e.through < to && limit > 0 {
+		evs, err := s.store.RoomEvents(ctx, m.RoomNID, e.through, to, limit, true)
+		if err != nil {
+			return nil, err
+		}
+		if len(evs) > 0 {
+			if err := s.countUnread(ctx, userID, m.RoomNID, rules, evs, &e); err != nil {
+				return nil, err
+			}
+		}
+		if len(evs) < limit {
+			e.through = to // read everything up to to
+		}
+		s.unread.put(key, e)
+	}
+	counts["notification_count"], counts["highlight_count"] = e.notify, e.hilite
+	return counts, nil
+}
+
+// countUnread evaluates evs (read after e.through) against the user's
+// rules and adds them to e.
+func (s *Server) countUnread(ctx context.Context, userID string, room persistence.RoomNID, rules *compiledRuleset, evs []persistence.StoredEvent, e *unreadEntry) error {
+	pc, levels, err := s.pushContextFor(ctx, userID, room)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for i := range evs {
 		ev := &evs[i]
+		e.scanned++
+		e.through = ev.StreamPos
 		if ev.Sender == userID || ev.RedactedBy != "" {
 			continue
 		}
@@ -68,13 +90,13 @@ func (s *Server) unreadCounts(ctx context.Context, userID string, m persistence.
 		pc.senderCanNotifyRoom = levels.userLevel(ev.Sender) >= levels.roomNotify
 		o := rules.evaluate(fields, pc)
 		if o.notify {
-			counts["notification_count"]++
+			e.notify++
 		}
 		if o.highlight {
-			counts["highlight_count"]++
+			e.hilite++
 		}
 	}
-	return counts, nil
+	return nil
 }
 
 // compiledPushRules returns the user's compiled ruleset, from the cache.

@@ -327,10 +327,15 @@ func TestUnreadNotificationCounts(t *testing.T) {
 	}
 	bob.send(room, "b1", "hello everyone")
 	carol.send(room, "c1", "alice, are you there?")
-	last := bob.send(room, "b2", "and another")
+	bob.send(room, "b2", "and another")
 	alice.send(room, "a1", "my own message does not count")
 	if n, h := counts(); n != 3 || h != 1 {
 		t.Fatalf("after three messages, one naming alice: %d notifications, %d highlights; want 3 and 1", n, h)
+	}
+	// The next sync counts on from where this one stopped.
+	last := bob.send(room, "b3", "one more")
+	if n, h := counts(); n != 4 || h != 1 {
+		t.Fatalf("after a fourth message: %d notifications, %d highlights; want 4 and 1", n, h)
 	}
 	// Turning off .m.rule.message leaves the highlight only.
 	alice.must("PUT", "/_matrix/client/v3/pushrules/global/underride/.m.rule.message/enabled", map[string]any{"enabled": false}, nil)

@@ -26,6 +26,7 @@ Usage:
   somaload send      -url URL [-users 16] [-rooms 1] [-messages 2000] [-concurrency N] [-duration D]
   somaload joinstorm -url URL [-users 1000] [-concurrency 32]
   somaload syncwake  -url URL [-pairs 20] [-rounds 20]
+  somaload bigroom   -url URL [-members 1000] [-syncers N] [-messages 50] [-metrics-url URL]
   somaload COMMAND -h    (the flags of a command)
 
 Commands:
@@ -38,6 +39,11 @@ Commands:
   syncwake   pairs of users share a room; the receiver long-polls /sync while
              the sender sends; reports the time from the send's answer (and
              from the send's start) to the receiver's /sync returning the event.
+  bigroom    one room with many members; the owner sends messages, first with
+             nobody syncing, then with every syncer parked in /sync (each
+             message once all have the previous one); with -metrics-url,
+             reports the server's CPU per message in both phases and per
+             woken /sync, and the wake-up latency.
 
 Flags every command takes:
   -url URL           homeserver base URL (default http://127.0.0.1:8008); only
@@ -84,6 +90,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runJoinStorm(ctx, args[1:], stdout, stderr)
 	case "syncwake":
 		return runSyncWake(ctx, args[1:], stdout, stderr)
+	case "bigroom":
+		return runBigRoom(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -115,9 +116,17 @@ func (c *client) send(ctx context.Context, u user, roomID, txnID string, content
 // sync long-polls for up to timeout; the attempt may take that long plus
 // the client's own -timeout for the server to answer.
 func (c *client) sync(ctx context.Context, u user, since string, timeout time.Duration) result {
+	return c.syncFiltered(ctx, u, since, "", timeout)
+}
+
+// syncFiltered is sync with a filter (an ID or inline JSON), when not "".
+func (c *client) syncFiltered(ctx context.Context, u user, since, filter string, timeout time.Duration) result {
 	path := "/_matrix/client/v3/sync?timeout=" + strconv.FormatInt(timeout.Milliseconds(), 10)
 	if since != "" {
 		path += "&since=" + pathSegment(since)
+	}
+	if filter != "" {
+		path += "&filter=" + url.QueryEscape(filter)
 	}
 	return c.call(ctx, http.MethodGet, path, u.AccessToken, nil, timeout+c.timeout)
 }

@@ -41,13 +41,13 @@ func TestMain(m *testing.M) {
 // startSoma runs the server on SQLite in a temporary directory on a free
 // loopback port, with rate limits off so that the figures are the
 // server's, and returns its base URL. It stops when the test ends.
-func startSoma(t *testing.T) string {
+func startSoma(t *testing.T) *somaproc.Server {
 	t.Helper()
 	return somaproc.Start(t, somaBinary,
 		"SOMA_DATA_DIR="+t.TempDir(),
 		"SOMA_SERVER_NAME=somaload.test",
 		"SOMA_RATE_LIMITS_ENABLED=false",
-	).BaseURL
+	)
 }
 
 // somaload runs the tool in-process with -json and decodes its figures.
@@ -105,7 +105,8 @@ func (c commonFigures) checkClean(t *testing.T) {
 }
 
 func TestCommandsAgainstSoma(t *testing.T) {
-	base := startSoma(t)
+	srv := startSoma(t)
+	base := srv.BaseURL
 	tokens := filepath.Join(t.TempDir(), "tokens.json")
 
 	t.Run("SendDeliversEveryMessageIntoEveryRoom", func(t *testing.T) {
@@ -183,6 +184,52 @@ func TestCommandsAgainstSoma(t *testing.T) {
 			t.Errorf("a wake %.2fms after its send started: the event was seen before it was sent", f.FromStart.MinMS)
 		}
 	})
+
+	t.Run("BigRoomReachesEverySyncerAndReadsServerCPU", func(t *testing.T) {
+		if srv.MetricsURL == "" {
+			t.Fatal("the server runs without metrics")
+		}
+		var f struct {
+			commonFigures
+			Members   int            `json:"members"`
+			Syncers   int            `json:"syncers"`
+			Delivered int            `json:"delivered"`
+			Missed    int            `json:"missed"`
+			BaseCPU   float64        `json:"baseline_cpu_per_message_ms"`
+			FanCPU    float64        `json:"fanout_cpu_per_message_ms"`
+			Wake      latencyFigures `json:"wake_after_send_response"`
+			Send      latencyFigures `json:"send_latency"`
+		}
+		somaload(t, &f, "bigroom", "-url", base, "-metrics-url", srv.MetricsURL, "-members", "5", "-syncers", "4", "-messages", "3", "-settle", "50ms")
+		f.checkClean(t)
+		if f.Members != 6 || f.Syncers != 4 || f.Delivered != 12 || f.Missed != 0 {
+			t.Errorf("members %d, syncers %d, delivered %d, missed %d; want 6, 4, 12, 0", f.Members, f.Syncers, f.Delivered, f.Missed)
+		}
+		// CPU time is read, not asserted: only that it was read at all.
+		if f.BaseCPU < 0 || f.FanCPU < 0 {
+			t.Errorf("server CPU per message %.3f / %.3f ms: not read from %s", f.BaseCPU, f.FanCPU, srv.MetricsURL)
+		}
+		f.Wake.checkSane(t, "wake after send response", 12, 20*time.Second)
+		f.Send.checkSane(t, "send latency", 6, 20*time.Second)
+	})
+}
+
+func TestParseProcessCPU(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want float64
+		ok   bool
+	}{
+		{"# HELP process_cpu_seconds_total x\nprocess_cpu_seconds_total{node=\"a b\"} 1.5\n", 1.5, true},
+		{"process_cpu_seconds_total 2\nprocess_cpu_seconds_totalish 7\n", 2, true},
+		{"go_goroutines 3\n", 0, false},
+		{"process_cpu_seconds_total nope\n", 0, false},
+	} {
+		got, err := parseProcessCPU(strings.NewReader(tc.in))
+		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
+			t.Errorf("parseProcessCPU(%q) = %v, %v; want %v (ok %v)", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
 }
 
 func readTokens(t *testing.T, path string) []user {
