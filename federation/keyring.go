@@ -115,15 +115,33 @@ func (k *KeyRing) fetchDirect(ctx context.Context, server spec.ServerName) (*gom
 	}
 	v, err, _ := k.fetches.Do(string(server), func() (any, error) {
 		keys, err := k.fetchOnce(ctx, server)
-		k.mu.Lock()
-		k.fetched[server] = k.now()
-		k.mu.Unlock()
+		k.noteFetch(server)
 		return keys, err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return v.(*gomatrixserverlib.ServerKeys), nil
+}
+
+// maxFetchTimes is how many servers' fetch times are remembered before
+// those past the floor are forgotten: names in notary queries and
+// X-Matrix origins are anyone's choice, and must not grow memory forever.
+const maxFetchTimes = 4096
+
+// noteFetch remembers that server's keys were fetched (or tried) now.
+func (k *KeyRing) noteFetch(server spec.ServerName) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := k.now()
+	if len(k.fetched) >= maxFetchTimes {
+		for s, t := range k.fetched {
+			if now.Sub(t) >= minRefetchInterval {
+				delete(k.fetched, s)
+			}
+		}
+	}
+	k.fetched[server] = now
 }
 
 // fetchOnce asks server for its keys over TLS, checks that the response
