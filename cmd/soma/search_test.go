@@ -110,8 +110,8 @@ func TestSearch(t *testing.T) {
 		if len(cx.EventsAfter) != 1 || cx.EventsAfter[0].EventID != lazy || len(cx.EventsBefore) != 1 || cx.Start == "" || cx.End == "" {
 			t.Fatalf("context = %+v, want %s after and one event before", cx, lazy)
 		}
-		if _, ok := cx.ProfileInfo[alice.userID]; !ok {
-			t.Fatalf("profile_info = %v, want alice's", cx.ProfileInfo)
+		if cx.ProfileInfo[alice.userID]["displayname"] != "alice" {
+			t.Fatalf("profile_info = %v, want alice's display name", cx.ProfileInfo)
 		}
 		if g := re.Groups["room_id"][shared.RoomID]; !slices.Equal(g.Results, []string{first}) {
 			t.Fatalf("room group = %+v", re.Groups)
@@ -155,6 +155,25 @@ func TestSearch(t *testing.T) {
 			if want := slices.Sorted(slices.Values(zebras)); !slices.Equal(seen, want) {
 				t.Fatalf("%s pages = %v, want each of %v once", order, seen, want)
 			}
+		}
+
+		// History visibility "joined": what was said before bob joined
+		// is not his to find.
+		var guarded struct {
+			RoomID string `json:"room_id"`
+		}
+		carol.must("POST", "/_matrix/client/v3/createRoom", map[string]any{
+			"preset":        "public_chat",
+			"initial_state": []map[string]any{{"type": "m.room.history_visibility", "state_key": "", "content": map[string]any{"history_visibility": "joined"}}},
+		}, &guarded)
+		carol.send(guarded.RoomID, "k1", "kiwi before bob")
+		bob.must("POST", "/_matrix/client/v3/join/"+pathEscape(guarded.RoomID), map[string]any{}, nil)
+		kiwi := carol.send(guarded.RoomID, "k2", "kiwi after bob")
+		if got := bob.search(map[string]any{"search_term": "kiwi"}, "").ids(); !slices.Equal(got, []string{kiwi}) {
+			t.Fatalf("bob's search in a joined-visibility room = %v, want %v", got, []string{kiwi})
+		}
+		if got := carol.search(map[string]any{"search_term": "kiwi"}, "").ids(); len(got) != 2 {
+			t.Fatalf("carol's search = %v, want both kiwis", got)
 		}
 
 		// A room left is searched up to the departure.
