@@ -137,9 +137,34 @@ func searchTextOf(typ string, stateKey *string, js []byte) (keyID int64, text st
 	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &text) != nil || text == "" {
 		return 0, "", false
 	}
+	if keyID == searchKeyTopic {
+		text = withPlainTopics(text, ev.Content["m.topic"])
+	}
 	// PostgreSQL text cannot hold NUL.
 	text = strings.ReplaceAll(text, "\x00", "\x01")
 	return keyID, text, true
+}
+
+// withPlainTopics adds to a topic the text/plain representations of its
+// m.topic (the spec searches both) that say something else. Migration 11
+// indexed the topics stored before it without them.
+func withPlainTopics(topic string, mTopic json.RawMessage) string {
+	var rich struct {
+		Text []struct {
+			MimeType *string `json:"mimetype"`
+			Body     any     `json:"body"`
+		} `json:"m.text"`
+	}
+	if len(mTopic) == 0 || json.Unmarshal(mTopic, &rich) != nil {
+		return topic
+	}
+	for _, t := range rich.Text {
+		body, ok := t.Body.(string)
+		if ok && body != topic && (t.MimeType == nil || *t.MimeType == "text/plain") {
+			topic += "\n" + body
+		}
+	}
+	return topic
 }
 
 // InsertSearchText indexes an event's text.

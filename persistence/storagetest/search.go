@@ -39,7 +39,7 @@ func testSearch(t *testing.T, s persistence.Store) {
 		r.event("m.room.message", nil, "@alice:x", `{"msgtype":"m.text","body":5}`),
 		r.event("m.room.message", nil, "@alice:x", `{"msgtype":"m.text","body":"Grüße aus Köln"}`),
 		r.event("m.room.name", ptr(""), "@alice:x", `{"name":"Alien embassy"}`),
-		r.event("m.room.topic", ptr(""), "@alice:x", `{"topic":"talk about martians"}`),
+		r.event("m.room.topic", ptr(""), "@alice:x", `{"topic":"talk about martians","m.topic":{"m.text":[{"mimetype":"text/html","body":"<b>hovercraft</b>"},{"body":"zeppelins, too"}]}}`),
 		r.event("m.room.topic", ptr("not-the-topic"), "@alice:x", `{"topic":"martians"}`),
 		r.event("m.custom", nil, "@alice:x", `{"body":"martians"}`),
 	)
@@ -65,6 +65,15 @@ func testSearch(t *testing.T, s persistence.Store) {
 	q.Term = "alien Embassy"
 	if got, _ := search(t, s, q, r); !slices.Equal(got, []string{ev(5)}) {
 		t.Fatalf("the name = %v, want %v", got, []string{ev(5)})
+	}
+	// A topic is found by its text/plain m.topic too.
+	q.Term = "zeppelins"
+	if got, _ := search(t, s, q, r); !slices.Equal(got, []string{ev(6)}) {
+		t.Fatalf("the m.topic text = %v, want %v", got, []string{ev(6)})
+	}
+	q.Term = "hovercraft"
+	if got, _ := search(t, s, q, r); len(got) != 0 {
+		t.Fatalf("the m.topic HTML = %v, want nothing", got)
 	}
 	q.Term = "grüße köln"
 	if got, _ := search(t, s, q, r); !slices.Equal(got, []string{ev(4)}) {
