@@ -141,7 +141,9 @@ func (s *Server) syncDeviceStreams(ctx context.Context, req *syncRequest, to per
 	if resp.UnusedFallbackKeyTypes, err = s.store.UnusedFallbackKeyTypes(ctx, req.userID, req.deviceID); err != nil {
 		return err
 	}
-	if req.hasSince && req.since > 0 {
+	// A since token at position 0 (an initial sync on a server whose stream
+	// was still empty) is incremental all the same.
+	if req.hasSince {
 		changed, err := s.store.DeviceListChangesBetween(ctx, req.userID, req.since, to)
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 )
@@ -191,6 +192,23 @@ func TestEndToEndKeysAndToDevice(t *testing.T) {
 			if got := alice.do(c.method, c.path, c.body, &e); got != c.status || e.Errcode != c.code {
 				t.Errorf("%s %s: %d %s, want %d %s", c.method, c.path, got, e.Errcode, c.status, c.code)
 			}
+		}
+	})
+}
+
+// TestOwnDeviceListChangeFromFirstToken: on a fresh server the first
+// user's initial sync returns a token at stream position 0 (nothing was
+// written yet); a sync from that token is incremental all the same, and
+// shows the user's own key upload in device_lists.changed. (matrix-js-sdk's
+// Rust crypto waits for it to see its new cross-signing signatures.)
+func TestOwnDeviceListChangeFromFirstToken(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env []string, dataDir string) {
+		srv := startServer(t, dataDir, env...)
+		alice := srv.register("alice")
+		since := alice.keysSync("", 0).NextBatch
+		alice.must("POST", "/_matrix/client/v3/keys/upload", map[string]any{"device_keys": deviceKeys(alice, whoamiDevice(alice), "curve-a")}, nil)
+		if s := alice.keysSync(since, 5000); !slices.Contains(s.DeviceLists.Changed, alice.userID) {
+			t.Fatalf("sync since %s after alice uploaded her device keys: device_lists.changed = %v, want alice", since, s.DeviceLists.Changed)
 		}
 	})
 }
