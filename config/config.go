@@ -195,6 +195,11 @@ type FederationConfig struct {
 	// KeyValidity is how far ahead valid_until_ts of this server's
 	// published keys lies: how long others may cache them.
 	KeyValidity Duration `yaml:"key_validity"`
+	// OldVerifyKeys are keys this server signed with before the current
+	// one, published under old_verify_keys so that what they signed still
+	// verifies: "ed25519:<version> <unpadded base64 public key>
+	// <expired_ts>" each (ParseOldVerifyKey).
+	OldVerifyKeys []string `yaml:"old_verify_keys"`
 	// WellKnownServer, when set, is served as m.server in
 	// /.well-known/matrix/server on the client listener, delegating
 	// federation for server_name to that host[:port].

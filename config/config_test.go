@@ -135,6 +135,7 @@ func otherValue(t *testing.T, key string) string {
 		"federation.skip_tls_verify":        "true",
 		"federation.allow_private_networks": "true",
 		"federation.key_validity":           "48h",
+		"federation.old_verify_keys":        "ed25519:old AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA 1700000000000",
 		"federation.well_known_server":      "fed.example.org:443",
 	}[key]
 	if v == "" {
@@ -309,6 +310,17 @@ func TestValidateMessages(t *testing.T) {
 		{"federation listen bad", func(c *Config) { c.Federation.Listen = "8448" }, `federation.listen: "8448" is not host:port`},
 		{"federation without cert", func(c *Config) { c.Federation.Listen = ":8448"; c.Federation.TLSCertPath = "" }, `federation.tls_cert_path: required when federation.listen is set`},
 		{"federation key validity", func(c *Config) { c.Federation.KeyValidity = Duration{time.Minute} }, `federation.key_validity: must be at least 1h, got 1m0s`},
+		{"federation old key", func(c *Config) {
+			c.Federation.OldVerifyKeys = []string{"ed25519:a_1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA 1700000000000"}
+		}, ""},
+		{"federation old key fields", func(c *Config) { c.Federation.OldVerifyKeys = []string{"ed25519:a"} }, `federation.old_verify_keys: "ed25519:a": want`},
+		{"federation old key ID", func(c *Config) {
+			c.Federation.OldVerifyKeys = []string{"curve:a AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA 1"}
+		}, `key ID "curve:a" is not`},
+		{"federation old key length", func(c *Config) { c.Federation.OldVerifyKeys = []string{"ed25519:a AAAA 1"} }, `the public key is not 32 bytes`},
+		{"federation old key time", func(c *Config) {
+			c.Federation.OldVerifyKeys = []string{"ed25519:a AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA yesterday"}
+		}, `expired_ts "yesterday" is not`},
 		{"federation well-known", func(c *Config) { c.Federation.WellKnownServer = "https://x" }, `federation.well_known_server: "https://x": invalid port`},
 		{"mysql", func(c *Config) { c.Database.Backend = "mysql" }, `database.backend: must be "sqlite" or "postgres", got "mysql"`},
 		{"postgres without dsn", func(c *Config) { c.Database.Backend = "postgres" }, `database.postgres_dsn: required when database.backend is "postgres"`},

@@ -189,6 +189,12 @@ federation:
   # How long other servers may cache this server's signing keys (the
   # valid_until_ts of /_matrix/key/v2/server lies this far ahead).
   key_validity: 24h
+  # Keys this server signed with before its current one, still published
+  # (old_verify_keys) so that the events and requests they signed verify.
+  # Each "ed25519:<version> <base64 public key> <expired_ts in ms>";
+  # somactl old-key-entry prints the entry of the current key before you
+  # replace it.
+  old_verify_keys: []
   # Served as m.server in /.well-known/matrix/server on the client
   # listener, delegating federation to another host[:port] (e.g.
   # "matrix.example.org:443"). Empty serves 404 there.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
@@ -135,11 +136,42 @@ func (c *Config) validateFederation(bad func(key, format string, args ...any)) {
 	if f.KeyValidity.Duration < time.Hour {
 		bad("federation.key_validity", "must be at least 1h, got %s", f.KeyValidity)
 	}
+	for _, k := range f.OldVerifyKeys {
+		if _, _, _, err := ParseOldVerifyKey(k); err != nil {
+			bad("federation.old_verify_keys", "%v", err)
+		}
+	}
 	if f.WellKnownServer != "" {
 		if err := ValidateServerName(f.WellKnownServer); err != nil {
 			bad("federation.well_known_server", "%v", err)
 		}
 	}
+}
+
+// ParseOldVerifyKey reads one federation.old_verify_keys entry,
+// "ed25519:<version> <unpadded base64 public key> <expired_ts>", where
+// expired_ts is when the key stopped signing, in Unix milliseconds.
+// somactl old-key-entry prints the entry of a key file.
+func ParseOldVerifyKey(entry string) (keyID string, publicKey []byte, expiredTS int64, err error) {
+	fields := strings.Fields(entry)
+	if len(fields) != 3 {
+		return "", nil, 0, fmt.Errorf("%q: want \"ed25519:<version> <base64 public key> <expired_ts in ms>\"", entry)
+	}
+	version, ok := strings.CutPrefix(fields[0], "ed25519:")
+	if !ok || version == "" || strings.IndexFunc(version, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_')
+	}) >= 0 {
+		return "", nil, 0, fmt.Errorf("%q: key ID %q is not \"ed25519:<letters, digits, _>\"", entry, fields[0])
+	}
+	publicKey, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(fields[1], "="))
+	if err != nil || len(publicKey) != 32 {
+		return "", nil, 0, fmt.Errorf("%q: the public key is not 32 bytes of base64", entry)
+	}
+	expiredTS, err = strconv.ParseInt(fields[2], 10, 64)
+	if err != nil || expiredTS <= 0 {
+		return "", nil, 0, fmt.Errorf("%q: expired_ts %q is not a time in milliseconds", entry, fields[2])
+	}
+	return fields[0], publicKey, expiredTS, nil
 }
 
 // validateTURN checks the turn section: URIs as the client API advertises

@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -18,6 +19,17 @@ type Identity struct {
 	// KeyValidity is how far ahead of now valid_until_ts lies in the key
 	// responses this server publishes.
 	KeyValidity time.Duration
+	// OldKeys are keys this server signed with before Key, published
+	// under old_verify_keys.
+	OldKeys []OldKey
+}
+
+// OldKey is a retired signing key: it verifies what it signed before
+// ExpiredTS.
+type OldKey struct {
+	KeyID     gomatrixserverlib.KeyID
+	Public    ed25519.PublicKey
+	ExpiredTS spec.Timestamp
 }
 
 // signingIdentity is the identity as fclient's federation client takes it.
@@ -26,8 +38,8 @@ func (id *Identity) signingIdentity() *fclient.SigningIdentity {
 }
 
 // SelfKeys is this server's own key response, as GET /_matrix/key/v2/server
-// serves it: the current verify key, valid until now+KeyValidity, no old
-// keys (Soma has one signing key per server so far), signed by that key.
+// serves it: the current verify key, valid until now+KeyValidity, the old
+// keys with their expiry, signed by the current key.
 func (id *Identity) SelfKeys(now time.Time) ([]byte, spec.Timestamp, error) {
 	validUntil := spec.AsTimestamp(now.Add(id.KeyValidity))
 	fields := gomatrixserverlib.ServerKeyFields{
@@ -35,6 +47,11 @@ func (id *Identity) SelfKeys(now time.Time) ([]byte, spec.Timestamp, error) {
 		ValidUntilTS:  validUntil,
 		VerifyKeys:    map[gomatrixserverlib.KeyID]gomatrixserverlib.VerifyKey{id.Key.KeyID: {Key: spec.Base64Bytes(id.Key.Public())}},
 		OldVerifyKeys: map[gomatrixserverlib.KeyID]gomatrixserverlib.OldVerifyKey{},
+	}
+	for _, old := range id.OldKeys {
+		fields.OldVerifyKeys[old.KeyID] = gomatrixserverlib.OldVerifyKey{
+			VerifyKey: gomatrixserverlib.VerifyKey{Key: spec.Base64Bytes(old.Public)}, ExpiredTS: old.ExpiredTS,
+		}
 	}
 	raw, err := json.Marshal(fields)
 	if err != nil {

@@ -204,10 +204,8 @@ func (d keyDatabase) FetchKeys(ctx context.Context, reqs map[gomatrixserverlib.P
 	var ids []persistence.ServerKeyID
 	for req := range reqs {
 		if req.ServerName == d.k.self.ServerName {
-			if req.KeyID == d.k.self.Key.KeyID {
-				out[req] = lookupResult(persistence.ServerKey{
-					PublicKey: d.k.self.Key.Public(), ValidUntilTS: int64(spec.AsTimestamp(d.k.now().Add(d.k.self.KeyValidity))),
-				})
+			if key, ok := d.k.ownKey(req.KeyID); ok {
+				out[req] = lookupResult(key)
 			}
 			continue
 		}
@@ -224,6 +222,20 @@ func (d keyDatabase) FetchKeys(ctx context.Context, reqs map[gomatrixserverlib.P
 		out[gomatrixserverlib.PublicKeyLookupRequest{ServerName: spec.ServerName(key.ServerName), KeyID: gomatrixserverlib.KeyID(key.KeyID)}] = lookupResult(key)
 	}
 	return out, nil
+}
+
+// ownKey is one of this server's keys, current or old, as the keyring
+// would have it stored.
+func (k *KeyRing) ownKey(id gomatrixserverlib.KeyID) (persistence.ServerKey, bool) {
+	if id == k.self.Key.KeyID {
+		return persistence.ServerKey{PublicKey: k.self.Key.Public(), ValidUntilTS: int64(spec.AsTimestamp(k.now().Add(k.self.KeyValidity)))}, true
+	}
+	for _, old := range k.self.OldKeys {
+		if old.KeyID == id {
+			return persistence.ServerKey{PublicKey: old.Public, ExpiredTS: int64(old.ExpiredTS)}, true
+		}
+	}
+	return persistence.ServerKey{}, false
 }
 
 // StoreKeys is called by gomatrixserverlib's KeyRing with every key a

@@ -230,3 +230,44 @@ func TestPrivateNetworksAreRefusedUnlessAllowed(t *testing.T) {
 		t.Fatalf("fetch with allow_private_networks: %v", err)
 	}
 }
+
+func TestOwnOldKeysArePublishedAndVerifyUntilTheirExpiry(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "soma.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	old := mustKey(t)
+	expired := time.Now().Add(-time.Hour)
+	self := &Identity{ServerName: "127.0.0.1:2", Key: mustKey(t), KeyValidity: time.Hour,
+		OldKeys: []OldKey{{KeyID: old.KeyID, Public: old.Public(), ExpiredTS: spec.AsTimestamp(expired)}}}
+
+	raw, _, err := self.SelfKeys(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys gomatrixserverlib.ServerKeys
+	if err := json.Unmarshal(raw, &keys); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := keys.OldVerifyKeys[old.KeyID]
+	if !ok || string(got.Key) != string(old.Public()) || got.ExpiredTS != spec.AsTimestamp(expired) {
+		t.Fatalf("old_verify_keys = %+v, want %s expired at %d", keys.OldVerifyKeys, old.KeyID, spec.AsTimestamp(expired))
+	}
+	if checks, _ := gomatrixserverlib.CheckKeys(self.ServerName, time.Now(), keys); !checks.AllChecksOK {
+		t.Fatalf("own response fails its checks: %+v", checks)
+	}
+
+	ring := NewKeyRing(self, store, NewClient(self, ClientOptions{}), zerolog.Nop())
+	own := &remoteKeys{name: self.ServerName} // no server: own keys never go out
+	if err := verify(t, ring, own, old, expired.Add(-time.Minute)); err != nil {
+		t.Fatalf("old key before its expiry: %v", err)
+	}
+	if err := verify(t, ring, own, old, expired.Add(time.Minute)); err == nil {
+		t.Fatal("old key verified a signature made after its expiry")
+	}
+	if err := verify(t, ring, own, self.Key, time.Now()); err != nil {
+		t.Fatalf("current key: %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/rs/zerolog"
 
@@ -39,6 +40,13 @@ func startFederation(cfg *config.Config, key *federation.SigningKey, store persi
 		return nil, fmt.Errorf("federation TLS pair (federation.tls_cert_path, federation.tls_key_path; somactl generate-tls writes a self-signed one for development): %w", err)
 	}
 	self := &federation.Identity{ServerName: spec.ServerName(cfg.ServerName), Key: key, KeyValidity: fc.KeyValidity.Duration}
+	for _, entry := range fc.OldVerifyKeys {
+		id, pub, expired, err := config.ParseOldVerifyKey(entry) // valid: Load checked it
+		if err != nil {
+			return nil, fmt.Errorf("federation.old_verify_keys: %w", err)
+		}
+		self.OldKeys = append(self.OldKeys, federation.OldKey{KeyID: gomatrixserverlib.KeyID(id), Public: pub, ExpiredTS: spec.Timestamp(expired)})
+	}
 	client := federation.NewClient(self, federation.ClientOptions{SkipTLSVerify: fc.SkipTLSVerify, AllowPrivateNetworks: fc.AllowPrivateNetworks})
 	keyRing := federation.NewKeyRing(self, store, client, log)
 	api := federation.NewServer(federation.ServerOptions{Self: self, KeyRing: keyRing, Profiles: store, Log: log})

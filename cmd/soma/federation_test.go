@@ -2,7 +2,9 @@ package main
 
 import (
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -144,8 +146,14 @@ func verifyKeyResponse(t *testing.T, raw []byte, server spec.ServerName, key *fe
 // names, A on SQLite and B on PostgreSQL, talking over TLS on loopback.
 func TestFederationKeysProfilesAndXMatrix(t *testing.T) {
 	backends := backendsUnderTest()
+	retired, err := federation.GenerateSigningKey() // a key B signed with before
+	if err != nil {
+		t.Fatal(err)
+	}
+	retiredAt := time.Now().Add(-time.Hour).UnixMilli()
 	a := startFedServer(t, backends[0], "SOMA_FEDERATION_WELL_KNOWN_SERVER=fed.example.org:443")
-	b := startFedServer(t, backends[1])
+	b := startFedServer(t, backends[1], fmt.Sprintf("SOMA_FEDERATION_OLD_VERIFY_KEYS=%s %s %d",
+		retired.KeyID, base64.RawStdEncoding.EncodeToString(retired.Public()), retiredAt))
 	aKey, bKey := a.signingKey(t), b.signingKey(t)
 
 	t.Run("version and well-known", func(t *testing.T) {
@@ -176,6 +184,23 @@ func TestFederationKeysProfilesAndXMatrix(t *testing.T) {
 			raw, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			verifyKeyResponse(t, raw, s.srv.name, s.key, map[spec.ServerName]*federation.SigningKey{s.srv.name: s.key})
+		}
+	})
+
+	t.Run("B's retired key is in its old_verify_keys, through A's notary too", func(t *testing.T) {
+		code, body := fedGet(t, a.fedURL+"/_matrix/key/v2/query/"+string(b.name))
+		list, _ := body["server_keys"].([]any)
+		if code != 200 || len(list) != 1 {
+			t.Fatalf("notary query: %d %v", code, body)
+		}
+		raw, _ := json.Marshal(list[0])
+		var keys gomatrixserverlib.ServerKeys
+		if err := json.Unmarshal(raw, &keys); err != nil {
+			t.Fatal(err)
+		}
+		old, ok := keys.OldVerifyKeys[retired.KeyID]
+		if !ok || string(old.Key) != string(retired.Public()) || int64(old.ExpiredTS) != retiredAt {
+			t.Fatalf("old_verify_keys = %+v, want %s expired at %d", keys.OldVerifyKeys, retired.KeyID, retiredAt)
 		}
 	})
 

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -119,4 +120,32 @@ func serverNameHost(name string) string {
 		return host
 	}
 	return strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")
+}
+
+const oldKeyEntrySummary = `Usage: somactl old-key-entry [-config soma.yaml] [-key path]
+
+Prints the federation.old_verify_keys entry of a signing key (by default
+the configured signing_key_path), expired now: run it before replacing the
+key, add the line to federation.old_verify_keys, then generate the new key.
+Other servers then still verify what the old key signed.`
+
+func oldKeyEntryCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	cfgPath := fs.String("config", "", "the server's config `file` (default: built-in defaults and SOMA_* variables)")
+	keyPath := fs.String("key", "", "the signing key `file` (default: the configured signing_key_path)")
+	return func(_ context.Context, e *env) error {
+		path := *keyPath
+		if path == "" {
+			cfg, err := config.Load(*cfgPath)
+			if err != nil {
+				return err
+			}
+			path = cfg.SigningKeyPath
+		}
+		k, err := federation.LoadSigningKey(path)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(e.stdout, "%s %s %d\n", k.KeyID, base64.RawStdEncoding.EncodeToString(k.Public()), time.Now().UnixMilli())
+		return err
+	}
 }

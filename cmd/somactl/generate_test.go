@@ -9,6 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/soma-chat/soma/config"
+	"github.com/soma-chat/soma/federation"
 )
 
 func TestGenerateTLSWritesAPairForTheServerNameOnce(t *testing.T) {
@@ -64,5 +68,32 @@ func TestGenerateTLSWritesAPairForTheServerNameOnce(t *testing.T) {
 	cert, _ = x509.ParseCertificate(pair.Certificate[0])
 	if cert.VerifyHostname("fed.example.org") != nil || cert.VerifyHostname("::1") != nil {
 		t.Fatalf("certificate is for %v %v", cert.DNSNames, cert.IPAddresses)
+	}
+}
+
+func TestOldKeyEntryIsWhatTheConfigAccepts(t *testing.T) {
+	dir := t.TempDir()
+	keyPath := filepath.Join(dir, "signing.key")
+	if code, _, errOut := runCmd(t, "", "generate-keys", "-o", keyPath); code != 0 {
+		t.Fatalf("generate-keys: %d %s", code, errOut)
+	}
+	before := time.Now().UnixMilli()
+	code, out, errOut := runCmd(t, "", "old-key-entry", "-key", keyPath)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	id, pub, expired, err := config.ParseOldVerifyKey(strings.TrimSpace(out))
+	if err != nil {
+		t.Fatalf("the entry %q does not parse: %v", out, err)
+	}
+	k, err := federation.LoadSigningKey(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != string(k.KeyID) || !bytes.Equal(pub, k.Public()) || expired < before || expired > time.Now().UnixMilli() {
+		t.Fatalf("entry %q, want key %s expired now", out, k.KeyID)
+	}
+	if code, _, _ := runCmd(t, "", "old-key-entry", "-key", filepath.Join(dir, "missing.key")); code != 1 {
+		t.Fatalf("missing key file: exit %d, want 1", code)
 	}
 }

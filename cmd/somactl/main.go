@@ -23,6 +23,7 @@ Commands:
   generate-config  print a commented sample configuration, every key at its default
   generate-keys    write a new federation signing key (never replaces one)
   generate-tls     write a self-signed TLS pair for the federation listener (development)
+  old-key-entry    print the federation.old_verify_keys entry of the signing key
   create-account   create a local user account in the configured database
   verify-rooms     check each room's head, state and projections against its events
   rooms            list the active room actors with their live figures (admin API)
@@ -60,6 +61,7 @@ var commands = []command{
 	{"generate-config", "Usage: somactl generate-config [-o path]\n\nPrints a commented sample configuration with every key at its default, or\nwrites it to a new file.", generateConfigCmd, 0},
 	{"generate-keys", "Usage: somactl generate-keys [-config soma.yaml] [-o path]\n\nWrites a new ed25519 signing key to -o, by default the configured\nsigning_key_path. An existing key file is never replaced.", generateKeysCmd, 0},
 	{"generate-tls", generateTLSSummary, generateTLSCmd, 0},
+	{"old-key-entry", oldKeyEntrySummary, oldKeyEntryCmd, 0},
 	{"create-account", "Usage: somactl create-account [-config soma.yaml] -username alice [-password p] [-admin]\n\nCreates an account in the configured database and prints its user ID.\nWithout -password the password is read from stdin: prompted for without\necho on a terminal, else the first line. Prefer stdin: -password shows in\nthe process list and shell history.", createAccountCmd, 0},
 	{"verify-rooms", verifyRoomsSummary, verifyRoomsCmd, 0},
 	{"rooms", roomsSummary, roomsCmd, 0},
