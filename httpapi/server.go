@@ -149,6 +149,11 @@ func NewServer(opts Options, store persistence.Store, rooms RoomRequester, synce
 // Handler returns the HTTP handler with every route of the client API, and
 // the /health and /ready probes in front of it.
 func (s *Server) Handler() http.Handler {
+	return s.withProbes(s.router())
+}
+
+// router holds every route; tests walk it.
+func (s *Server) router() *chi.Mux {
 	r := chi.NewRouter()
 	// rateLimit runs after cors so that a browser client can read its 429.
 	// measure sits outside recoverer, cors and rateLimit so that it counts
@@ -192,5 +197,5 @@ func (s *Server) Handler() http.Handler {
 			s.keysRoutes(r)
 		})
 	})
-	return s.withProbes(r)
+	return r
 }
