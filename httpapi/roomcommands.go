@@ -282,6 +282,7 @@ func (s *Server) membershipHandler(action string) handlerFunc {
 			return 0, nil, err
 		}
 		if action == "join" {
+			s.carryOverUpgradeSettings(r.Context(), roomID, c.UserID)
 			return http.StatusOK, map[string]string{"room_id": roomID}, nil
 		}
 		return http.StatusOK, struct{}{}, nil

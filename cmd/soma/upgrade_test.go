@@ -43,7 +43,8 @@ func (s syncResp) findState(roomID, typ string) *event {
 // new room names its predecessor and has the old room's state (but only
 // its upgrader as member); the aliases and the directory listing follow
 // the new room; the other member finds the tombstone in /sync and joins
-// the new room. Refusals: no token, bad bodies, unsupported versions,
+// the new room, taking his tags and push rules of the old room along.
+// Refusals: no token, bad bodies, unsupported versions,
 // members without the power, non-members.
 func TestRoomUpgrade(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, env []string, dataDir string) {
@@ -68,6 +69,11 @@ func TestRoomUpgrade(t *testing.T) {
 		alice.must("PUT", aliasPath("#green-tea:test.local"), map[string]any{"room_id": old}, nil)
 		alice.must("PUT", roomPath(old, "/state/m.room.canonical_alias/"), map[string]any{
 			"alias": "#tea:test.local", "alt_aliases": []string{"#green-tea:test.local", "#te:elsewhere.example"}}, nil)
+		// Bob's settings of the old room, to follow him to the new one.
+		bob.must("PUT", "/_matrix/client/v3/user/"+url.PathEscape(bob.userID)+"/rooms/"+pathEscape(old)+"/tags/m.favourite", map[string]any{"order": 0.25}, nil)
+		bob.must("PUT", "/_matrix/client/v3/pushrules/global/room/"+pathEscape(old), map[string]any{"actions": []any{}}, nil)
+		bob.must("PUT", "/_matrix/client/v3/pushrules/global/override/"+pathEscape(old), map[string]any{
+			"actions": []any{}, "conditions": []any{map[string]any{"kind": "event_match", "key": "room_id", "pattern": old}}}, nil)
 		bob.send(old, "before", "last words")
 		oldLevels := alice.stateContent(old, "m.room.power_levels")
 		bobSince := bob.sync("", 0).NextBatch
@@ -192,6 +198,26 @@ func TestRoomUpgrade(t *testing.T) {
 			t.Fatalf("bob's sync of the new room lacks its create event with the predecessor: %+v", s.Rooms.Join[repl])
 		}
 		bob.send(repl, "after", "hello again")
+		var tags struct {
+			Tags map[string]map[string]any `json:"tags"`
+		}
+		bob.must("GET", "/_matrix/client/v3/user/"+url.PathEscape(bob.userID)+"/rooms/"+pathEscape(repl)+"/tags", nil, &tags)
+		if tags.Tags["m.favourite"]["order"] != 0.25 {
+			t.Fatalf("bob's tags of the new room %v, want the old room's", tags.Tags)
+		}
+		var rule struct {
+			RuleID     string           `json:"rule_id"`
+			Actions    []any            `json:"actions"`
+			Conditions []map[string]any `json:"conditions"`
+		}
+		bob.must("GET", "/_matrix/client/v3/pushrules/global/room/"+pathEscape(repl), nil, &rule)
+		if rule.RuleID != repl || len(rule.Actions) != 0 {
+			t.Fatalf("bob's room rule for the new room %+v", rule)
+		}
+		bob.must("GET", "/_matrix/client/v3/pushrules/global/override/"+pathEscape(repl), nil, &rule)
+		if len(rule.Conditions) != 1 || rule.Conditions[0]["pattern"] != repl {
+			t.Fatalf("bob's override rule for the new room %+v", rule)
+		}
 		// Carol, never in the old room, joins the public new room by alias.
 		carol.must("POST", "/_matrix/client/v3/join/"+url.PathEscape("#tea:test.local"), map[string]any{}, nil)
 		var members struct {
