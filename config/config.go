@@ -36,6 +36,7 @@ type Config struct {
 	Media        MediaConfig        `yaml:"media"`
 	Presence     PresenceConfig     `yaml:"presence"`
 	Federation   FederationConfig   `yaml:"federation"`
+	Push         PushConfig         `yaml:"push"`
 	Debug        DebugConfig        `yaml:"debug"`
 }
 
@@ -206,6 +207,13 @@ type FederationConfig struct {
 	WellKnownServer string `yaml:"well_known_server"`
 }
 
+// PushConfig is push notifications to HTTP push gateways.
+type PushConfig struct {
+	// Enabled sends notifications to the gateways users' pushers name; off,
+	// pushers can still be set and listed but nothing is sent.
+	Enabled bool `yaml:"enabled"`
+}
+
 // DebugConfig holds switches for testing a deployment, all off by default.
 type DebugConfig struct {
 	// FaultInjection lets admins make a room actor panic on purpose
@@ -256,6 +264,7 @@ func base() *Config {
 	c.Media.MaxUploadSize = 50 << 20
 	c.Presence.Enabled = true
 	c.Federation.KeyValidity = Duration{24 * time.Hour}
+	c.Push.Enabled = true
 	return c
 }
 

@@ -122,6 +122,7 @@ func otherValue(t *testing.T, key string) string {
 		"metrics.max_room_series":           "5",
 		"debug.fault_injection":             "true",
 		"presence.enabled":                  "false",
+		"push.enabled":                      "false",
 		"turn.uris":                         "turn:turn.example.org:3478?transport=udp, turns:turn.example.org:5349",
 		"turn.shared_secret":                "coturn-secret",
 		"turn.user_lifetime":                "24h",

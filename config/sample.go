@@ -200,6 +200,15 @@ federation:
   # "matrix.example.org:443"). Empty serves 404 there.
   well_known_server: ""
 
+# Push notifications: each message that notifies a user (by their push
+# rules) is POSTed to the push gateway of each of their pushers, after it
+# is stored, with retries. Gateways are the URLs users give (http or https,
+# path /_matrix/push/v1/notify): turn this off where the server must not
+# make outbound requests.
+push:
+  # Off, pushers can still be set and listed, but nothing is sent.
+  enabled: true
+
 debug:
   # Lets admins make a room actor panic on purpose with
   # POST /_soma/admin/v1/rooms/{roomId}/fault, to watch supervision (the

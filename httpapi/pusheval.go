@@ -24,6 +24,25 @@ type pushContext struct {
 // pushOutcome is what the first matching rule's actions ask for.
 type pushOutcome struct {
 	notify, highlight bool
+	// actions are the rule's actions as stored (for /notifications).
+	actions []any
+}
+
+// tweaks are the set_tweak actions as the push gateway's tweaks object.
+func (o pushOutcome) tweaks() map[string]any {
+	t := map[string]any{}
+	for _, a := range o.actions {
+		if m, ok := a.(map[string]any); ok {
+			if name, ok := m["set_tweak"].(string); ok && name != "" {
+				v, has := m["value"]
+				if !has && name == "highlight" {
+					v = true
+				}
+				t[name] = v
+			}
+		}
+	}
+	return t
 }
 
 type compiledRule struct {
@@ -161,7 +180,7 @@ func (rs *compiledRuleset) evaluate(ev map[string]any, pc *pushContext) pushOutc
 }
 
 func actionsOutcome(actions []any) pushOutcome {
-	var o pushOutcome
+	o := pushOutcome{actions: actions}
 	for _, a := range actions {
 		switch a := a.(type) {
 		case string:

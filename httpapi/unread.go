@@ -27,18 +27,11 @@ const defaultRoomNotifyLevel = 50
 // unreadCounts returns the room's unread_notifications for the user.
 func (s *Server) unreadCounts(ctx context.Context, userID string, m persistence.Membership, to persistence.StreamPos) (map[string]int, error) {
 	counts := map[string]int{"highlight_count": 0, "notification_count": 0}
-	from := m.StreamPos // the join: nothing before it is unread
-	readID, err := s.store.LatestReadReceipt(ctx, m.RoomNID, userID)
-	switch {
-	case err == nil:
-		if ev, err := s.store.EventByID(ctx, readID); err == nil && ev.RoomNID == m.RoomNID {
-			from = max(from, ev.StreamPos)
-		} else if err != nil && !errors.Is(err, persistence.ErrNotFound) {
-			return nil, err
-		}
-	case !errors.Is(err, persistence.ErrNotFound):
+	read, err := s.readUpTo(ctx, userID, m.RoomNID)
+	if err != nil {
 		return nil, err
 	}
+	from := max(m.StreamPos, read) // the join: nothing before it is unread
 	if from >= to {
 		return counts, nil
 	}
@@ -78,17 +71,7 @@ func (s *Server) countUnread(ctx context.Context, userID string, room persistenc
 		ev := &evs[i]
 		e.scanned++
 		e.through = ev.StreamPos
-		if ev.Sender == userID || ev.RedactedBy != "" {
-			continue
-		}
-		var fields map[string]any
-		dec := json.NewDecoder(bytes.NewReader(ev.JSON))
-		dec.UseNumber()
-		if err := dec.Decode(&fields); err != nil {
-			continue
-		}
-		pc.senderCanNotifyRoom = levels.userLevel(ev.Sender) >= levels.roomNotify
-		o := rules.evaluate(fields, pc)
+		o := eventPushOutcome(rules, pc, levels, ev)
 		if o.notify {
 			e.notify++
 		}
@@ -97,6 +80,45 @@ func (s *Server) countUnread(ctx context.Context, userID string, room persistenc
 		}
 	}
 	return nil
+}
+
+// readUpTo is the position of the event the user's newest read receipt
+// in the room marks (0 when none): the events up to it are read.
+func (s *Server) readUpTo(ctx context.Context, userID string, room persistence.RoomNID) (persistence.StreamPos, error) {
+	readID, err := s.store.LatestReadReceipt(ctx, room, userID)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	ev, err := s.store.EventByID(ctx, readID)
+	switch {
+	case errors.Is(err, persistence.ErrNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, err
+	case ev.RoomNID != room:
+		return 0, nil
+	}
+	return ev.StreamPos, nil
+}
+
+// eventPushOutcome evaluates a stored event against the user's rules (pc
+// is the user's context in the event's room): the user's own events and
+// redacted ones never notify.
+func eventPushOutcome(rules *compiledRuleset, pc *pushContext, levels *roomPowerLevels, ev *persistence.StoredEvent) pushOutcome {
+	if ev.Sender == pc.userID || ev.RedactedBy != "" {
+		return pushOutcome{}
+	}
+	var fields map[string]any
+	dec := json.NewDecoder(bytes.NewReader(ev.JSON))
+	dec.UseNumber()
+	if err := dec.Decode(&fields); err != nil {
+		return pushOutcome{}
+	}
+	pc.senderCanNotifyRoom = levels.userLevel(ev.Sender) >= levels.roomNotify
+	return rules.evaluate(fields, pc)
 }
 
 // compiledPushRules returns the user's compiled ruleset, from the cache.

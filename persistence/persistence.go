@@ -55,6 +55,7 @@ type Store interface {
 	MediaStore
 	Directory
 	ServerKeyStore
+	PusherStore
 	// MaxStreamPos is the highest position below which every event is
 	// committed and readable: a reader bounded by it never misses an event
 	// that commits later with a lower position.
@@ -280,6 +281,9 @@ type RoomReader interface {
 	RoomEvents(ctx context.Context, room RoomNID, from, to StreamPos, limit int, forward bool) ([]StoredEvent, error)
 	// RoomsWithEvents returns which of rooms have events with from < pos <= to.
 	RoomsWithEvents(ctx context.Context, rooms []RoomNID, from, to StreamPos) ([]RoomNID, error)
+	// EventsInRooms returns up to limit events of the rooms with
+	// from < pos <= to, newest first; none when limit < 1.
+	EventsInRooms(ctx context.Context, rooms []RoomNID, from, to StreamPos, limit int) ([]StoredEvent, error)
 	// CurrentState returns the current state events of a room, in no
 	// particular order.
 	CurrentState(ctx context.Context, room RoomNID) ([]StoredEvent, error)

@@ -29,6 +29,7 @@ import (
 const (
 	KindRoom         = "room"
 	KindSyncNotifier = "sync_notifier"
+	KindPusher       = "pusher"
 )
 
 // DefaultMaxRoomSeries is the default cap on rooms exported per room.

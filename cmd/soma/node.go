@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/soma-chat/soma/actors"
+	"github.com/soma-chat/soma/actors/messages"
 	"github.com/soma-chat/soma/actors/metrics"
 	"github.com/soma-chat/soma/config"
 	"github.com/soma-chat/soma/federation"
@@ -41,6 +42,8 @@ type node struct {
 	failed chan error
 	// cancelRequests ends long-polling requests at shutdown.
 	cancelRequests context.CancelFunc
+	// pusher sends push notifications; nil when push.enabled is off.
+	pusher *actors.Pusher
 }
 
 func newLogger(c config.LogConfig, w io.Writer) zerolog.Logger {
@@ -89,9 +92,16 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 	notifier := actors.NewSyncNotifier(n.system, actorMetrics)
 	var router *actors.LocalRoomRouter
 	deps := &rooms.Deps{
-		Store:        store,
-		Signer:       &rooms.Signer{ServerName: spec.ServerName(cfg.ServerName), KeyID: key.KeyID, Key: key.Private},
-		Publish:      notifier.Publish,
+		Store:  store,
+		Signer: &rooms.Signer{ServerName: spec.ServerName(cfg.ServerName), KeyID: key.KeyID, Key: key.Private},
+		// The pusher hears of commits as the sync notifier does; it is set
+		// before the listener starts, so before any room commits.
+		Publish: func(msg *messages.RoomAdvanced) {
+			notifier.Publish(msg)
+			if n.pusher != nil {
+				n.pusher.Publish(msg)
+			}
+		},
 		Passivate:    func(roomID string, pid *actor.PID) bool { return router.Passivate(roomID, pid) },
 		IdleTimeout:  cfg.Rooms.IdleTimeout.Duration,
 		StoreTimeout: cfg.Rooms.RequestTimeout.Duration,
@@ -144,6 +154,17 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 		RemoteProfiles:           n.fed.remoteProfiles(),
 		WellKnownServer:          cfg.Federation.WellKnownServer,
 	}, store, router, notifier, log)
+
+	if cfg.Push.Enabled {
+		start, err := store.MaxStreamPos(ctx)
+		if err != nil {
+			n.closeStorage()
+			return nil, fmt.Errorf("database: %w", err)
+		}
+		n.pusher = actors.NewPusher(n.system, actors.PusherOptions{
+			Planner: api, Store: store, Start: start, Log: log.With().Str("component", "pusher").Logger(),
+		}, actorMetrics)
+	}
 
 	if cfg.Metrics.Listen != "" {
 		collected := []prometheus.Collector{actorMetrics, httpMetrics, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -215,6 +236,9 @@ func (n *node) shutdown() {
 	}
 	n.fed.shutdown(ctx, n.log)
 	n.stopMetrics()
+	if n.pusher != nil {
+		n.pusher.Stop() // pushes still being retried are dropped
+	}
 	n.system.Shutdown()
 	n.closeStorage()
 }

@@ -16,6 +16,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 9, Name: "relations, events by timestamp", SQL: schemaV9},
 	{Version: 10, Name: "remote servers' signing keys", SQL: schemaV10},
 	{Version: 11, Name: "event search", SQL: schemaV11},
+	{Version: 12, Name: "pushers", SQL: schemaV12},
 }
 
 // Tables keyed by a composite primary key are WITHOUT ROWID: the key is the
@@ -443,4 +444,27 @@ FROM (
 		AND json_valid(e.event_json)
 ) m
 WHERE json_type(m.event_json, m.path) = 'text' AND json_extract(m.event_json, m.path) <> '';
+`
+
+// schemaV12 adds pushers: per user, one per (app_id, pushkey), tied to the
+// device whose token set it (deleting the device deletes them). user_id
+// finds a room's members' pushers; localpart finds a device's.
+const schemaV12 = `
+CREATE TABLE pushers (
+	user_id             TEXT NOT NULL,
+	app_id              TEXT NOT NULL,
+	pushkey             TEXT NOT NULL,
+	localpart           TEXT NOT NULL,
+	device_id           TEXT NOT NULL,
+	kind                TEXT NOT NULL,
+	app_display_name    TEXT NOT NULL,
+	device_display_name TEXT NOT NULL,
+	profile_tag         TEXT NOT NULL,
+	lang                TEXT NOT NULL,
+	data                TEXT NOT NULL,
+	pushkey_ts          INTEGER NOT NULL,
+	PRIMARY KEY (user_id, app_id, pushkey)
+) WITHOUT ROWID;
+CREATE INDEX pushers_app_pushkey_idx ON pushers (app_id, pushkey);
+CREATE INDEX pushers_device_idx ON pushers (localpart, device_id);
 `

@@ -77,12 +77,26 @@ func (s *Store) ListDevices(ctx context.Context, localpart string) ([]persistenc
 
 // DeleteDevice implements persistence.AccountStore.
 func (s *Store) DeleteDevice(ctx context.Context, localpart, deviceID string) error {
-	return s.updateOne(ctx, "persistence.DeleteDevice", s.devices.deleteDevice, localpart, deviceID)
+	err := s.deleteDevices(ctx, localpart, func(tx *sql.Tx) error {
+		n, err := execRows(ctx, tx, s.devices.deleteDevice, localpart, deviceID)
+		if err == nil && n == 0 {
+			return persistence.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("persistence.DeleteDevice: %w", err)
+	}
+	return nil
 }
 
 // DeleteAllDevices implements persistence.AccountStore.
 func (s *Store) DeleteAllDevices(ctx context.Context, localpart string) error {
-	if _, err := s.write(ctx, s.devices.deleteDevicesByLocalpart, localpart); err != nil {
+	err := s.deleteDevices(ctx, localpart, func(tx *sql.Tx) error {
+		_, err := execRows(ctx, tx, s.devices.deleteDevicesByLocalpart, localpart)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("persistence.DeleteAllDevices: %w", err)
 	}
 	return nil
@@ -93,10 +107,9 @@ func (s *Store) DeleteDevices(ctx context.Context, localpart string, deviceIDs [
 	if len(deviceIDs) == 0 {
 		return nil
 	}
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		st := txStmt(ctx, tx, s.devices.deleteDevice)
+	err := s.deleteDevices(ctx, localpart, func(tx *sql.Tx) error {
 		for _, id := range deviceIDs {
-			if _, err := st.ExecContext(ctx, localpart, id); err != nil {
+			if _, err := execRows(ctx, tx, s.devices.deleteDevice, localpart, id); err != nil {
 				return err
 			}
 		}
@@ -110,10 +123,35 @@ func (s *Store) DeleteDevices(ctx context.Context, localpart string, deviceIDs [
 
 // DeleteDevicesExcept implements persistence.AccountStore.
 func (s *Store) DeleteDevicesExcept(ctx context.Context, localpart, keepDeviceID string) error {
-	if _, err := s.write(ctx, s.devices.deleteDevicesExcept, localpart, keepDeviceID); err != nil {
+	err := s.deleteDevices(ctx, localpart, func(tx *sql.Tx) error {
+		_, err := execRows(ctx, tx, s.devices.deleteDevicesExcept, localpart, keepDeviceID)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("persistence.DeleteDevicesExcept: %w", err)
 	}
 	return nil
+}
+
+// deleteDevices runs del, which deletes some of the user's devices, and
+// deletes the pushers those devices set, in one transaction: a pusher
+// lives exactly as long as the device (and access token) that set it.
+func (s *Store) deleteDevices(ctx context.Context, localpart string, del func(tx *sql.Tx) error) error {
+	return s.writeTx(ctx, func(tx *sql.Tx) error {
+		if err := del(tx); err != nil {
+			return err
+		}
+		return s.pushers.DeleteOrphanPushers(ctx, tx, localpart)
+	})
+}
+
+// execRows runs st in tx and returns how many rows it changed.
+func execRows(ctx context.Context, tx *sql.Tx, st *sql.Stmt, args ...any) (int64, error) {
+	res, err := txStmt(ctx, tx, st).ExecContext(ctx, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 // SetDeviceDisplayName implements persistence.AccountStore.

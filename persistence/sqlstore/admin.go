@@ -69,8 +69,10 @@ func (s *Store) DeactivateAccount(ctx context.Context, localpart string) error {
 		if n == 0 {
 			return persistence.ErrNotFound
 		}
-		_, err = tx.ExecContext(ctx, deleteDevices, localpart)
-		return err
+		if _, err = tx.ExecContext(ctx, deleteDevices, localpart); err != nil {
+			return err
+		}
+		return s.pushers.DeleteOrphanPushers(ctx, tx, localpart)
 	})
 	if err != nil {
 		return fmt.Errorf("persistence.DeactivateAccount: %w", err)

@@ -57,6 +57,12 @@ const selectRoomEventsDescSQL = "SELECT " + eventColumns + " FROM events e" + ev
 WHERE e.room_nid = $1 AND e.stream_pos > $2 AND e.stream_pos <= $3
 ORDER BY e.stream_pos DESC LIMIT $4`
 
+// selectEventsInRoomsSQL reads several rooms' events newest first (the
+// user's notifications): the global stream position order, walked down.
+const selectEventsInRoomsSQL = "SELECT " + eventColumns + " FROM events e" + eventLookups + `
+WHERE IN_NIDS(e.room_nid, $1) AND e.stream_pos > $2 AND e.stream_pos <= $3
+ORDER BY e.stream_pos DESC LIMIT $4`
+
 const selectStateEventsBetweenSQL = "SELECT " + eventColumns + " FROM events e" + eventLookups + `
 WHERE e.room_nid = $1 AND e.state_key_nid <> 0 AND e.stream_pos > $2 AND e.stream_pos <= $3
 ORDER BY e.stream_pos ASC`
@@ -78,6 +84,7 @@ type eventsTable struct {
 	selectRoomEventsDesc     *sql.Stmt
 	selectStateEventsBetween *sql.Stmt
 	selectRoomsWithEvents    *sql.Stmt
+	selectEventsInRooms      *sql.Stmt
 }
 
 func prepareEventsTable(p *preparer) *eventsTable {
@@ -91,6 +98,7 @@ func prepareEventsTable(p *preparer) *eventsTable {
 		selectRoomEventsDesc:     p.prepare(selectRoomEventsDescSQL),
 		selectStateEventsBetween: p.prepare(selectStateEventsBetweenSQL),
 		selectRoomsWithEvents:    p.prepare(selectRoomsWithEventsSQL),
+		selectEventsInRooms:      p.prepare(selectEventsInRoomsSQL),
 	}
 }
 
@@ -161,12 +169,12 @@ func (t *eventsTable) SelectStateEventsBetween(ctx context.Context, room persist
 	return queryEvents(ctx, t.selectStateEventsBetween, room, from, to)
 }
 
+func (t *eventsTable) SelectEventsInRooms(ctx context.Context, rooms []persistence.RoomNID, from, to persistence.StreamPos, limit int) ([]persistence.StoredEvent, error) {
+	return queryEvents(ctx, t.selectEventsInRooms, t.d.formatRoomNIDs(rooms), from, to, limit)
+}
+
 func (t *eventsTable) SelectRoomsWithEvents(ctx context.Context, rooms []persistence.RoomNID, from, to persistence.StreamPos) ([]persistence.RoomNID, error) {
-	nids := make([]int64, len(rooms))
-	for i, r := range rooms {
-		nids[i] = int64(r)
-	}
-	rows, err := t.selectRoomsWithEvents.QueryContext(ctx, t.d.formatNIDs(nids), from, to)
+	rows, err := t.selectRoomsWithEvents.QueryContext(ctx, t.d.formatRoomNIDs(rooms), from, to)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/soma-chat/soma/persistence"
 )
 
 // nidCache remembers string → NID mappings that are known to be committed.
@@ -51,6 +53,15 @@ func (d *Dialect) formatNIDs(nids []int64) string {
 		b.WriteString(strconv.FormatInt(n, 10))
 	}
 	return fmt.Sprintf(d.NIDList, b.String())
+}
+
+// formatRoomNIDs is formatNIDs of room NIDs.
+func (d *Dialect) formatRoomNIDs(rooms []persistence.RoomNID) string {
+	nids := make([]int64, len(rooms))
+	for i, r := range rooms {
+		nids[i] = int64(r)
+	}
+	return d.formatNIDs(nids)
 }
 
 // parseNIDs reads a list of NIDs written as "{1,2}" or "[1,2]". Every NID

@@ -53,6 +53,18 @@ func (s *Store) RoomsWithEvents(ctx context.Context, rooms []persistence.RoomNID
 	return out, nil
 }
 
+// EventsInRooms implements persistence.RoomReader.
+func (s *Store) EventsInRooms(ctx context.Context, rooms []persistence.RoomNID, from, to persistence.StreamPos, limit int) ([]persistence.StoredEvent, error) {
+	if limit < 1 || len(rooms) == 0 || from >= to {
+		return nil, nil
+	}
+	evs, err := s.events.SelectEventsInRooms(ctx, rooms, from, to, limit)
+	if err != nil {
+		return nil, fmt.Errorf("persistence.EventsInRooms: %w", err)
+	}
+	return evs, nil
+}
+
 // CurrentState implements persistence.RoomReader. The events come in no
 // particular order.
 func (s *Store) CurrentState(ctx context.Context, room persistence.RoomNID) ([]persistence.StoredEvent, error) {

@@ -50,11 +50,7 @@ func (t *receiptsTable) UpsertReceipt(ctx context.Context, tx *sql.Tx, r *persis
 }
 
 func (t *receiptsTable) SelectReceiptsBetween(ctx context.Context, rooms []persistence.RoomNID, from, to persistence.StreamPos) ([]persistence.Receipt, error) {
-	nids := make([]int64, len(rooms))
-	for i, r := range rooms {
-		nids[i] = int64(r)
-	}
-	rows, err := t.selectBetween.QueryContext(ctx, t.d.formatNIDs(nids), from, to)
+	rows, err := t.selectBetween.QueryContext(ctx, t.d.formatRoomNIDs(rooms), from, to)
 	if err != nil {
 		return nil, err
 	}

@@ -66,6 +66,7 @@ type Store struct {
 	// Remote servers' signing keys (serverkeys.go).
 	serverKeys         *serverKeysTable
 	serverKeyResponses *serverKeyResponsesTable
+	pushers           *pushersTable
 
 	// Cross-signing (crosssigning.go) and key backup (keybackup.go).
 	crossSigningKeys       *crossSigningKeysTable
@@ -129,6 +130,7 @@ func Open(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	s.thumbnails = prepareMediaThumbnailsTable(p)
 	s.serverKeys = prepareServerKeysTable(p)
 	s.serverKeyResponses = prepareServerKeyResponsesTable(p)
+	s.pushers = preparePushersTable(p)
 	s.stmts = p.stmts
 	if p.err != nil {
 		s.closeStmts()

@@ -77,6 +77,9 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"UpgradedRoomsTakeOverAliasesAndPublication", testReplaceRoomInDirectory},
 		{"LocalUsersAreSearchedByIDAndDisplayName", testSearchLocalUsers},
 		{"RemoteServerKeysAreKeptAndUpdated", testServerKeys},
+		{"PushersAreUniquePerAppAndPushkeyAndGoWithTheirDevice", testPushers},
+		{"PushersOfJoinedMembersAreOneQuery", testPushersOfJoinedMembers},
+		{"EventsInRoomsReadNewestFirst", testEventsInRooms},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
