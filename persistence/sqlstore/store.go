@@ -66,7 +66,8 @@ type Store struct {
 	// Remote servers' signing keys (serverkeys.go).
 	serverKeys         *serverKeysTable
 	serverKeyResponses *serverKeyResponsesTable
-	pushers           *pushersTable
+	// Pushers (pushers.go).
+	pushers *pushersTable
 
 	// Cross-signing (crosssigning.go) and key backup (keybackup.go).
 	crossSigningKeys       *crossSigningKeysTable
