@@ -44,7 +44,7 @@ const BACKUP_TIMEOUT_MS = 2 * STEP_TIMEOUT_MS;
 // Initialising the wasm crypto and the first key uploads take a while under
 // the race detector's load.
 const CRYPTO_TIMEOUT_MS = 3 * STEP_TIMEOUT_MS;
-const IDLE_MS = 1000;
+const IDLE_MS = 1500;
 
 // ---- an app's parts: secret storage keys held in memory, UIA by password
 
@@ -137,8 +137,14 @@ async function decrypted(name, client, roomId, eventId) {
     return ev;
 }
 
+// lastLiveEvent is the newest event of the room the server has accepted (a
+// read receipt cannot point at a local echo).
 function lastLiveEvent(client, roomId) {
-    return client.getRoom(roomId).getLiveTimeline().getEvents().at(-1);
+    return client
+        .getRoom(roomId)
+        .getLiveTimeline()
+        .getEvents()
+        .findLast((e) => !e.status && e.getId()?.startsWith("$"));
 }
 
 // sas waits for a verifier's short authentication string.
@@ -548,7 +554,8 @@ const steps = [
             const laptop = (ctx.laptop = clientFor("laptop", login, { cryptoCallbacks: ctx.aliceCallbacks }));
             const seen = record(laptop);
             await bounded("laptop: initRustCrypto", laptop.initRustCrypto({ useIndexedDB: false }), CRYPTO_TIMEOUT_MS);
-            await laptop.startClient({ initialSyncLimit: 30 });
+            // The room's whole history fits in the initial sync's timeline.
+            await laptop.startClient({ initialSyncLimit: 100 });
             await waitPrepared("laptop", seen);
             const crypto = laptop.getCrypto();
             // Without the room key the laptop cannot read the history.
