@@ -114,23 +114,19 @@ func (s *Server) upgradeRoomHandler(r *http.Request) (int, any, error) {
 	return http.StatusOK, map[string]string{"replacement_room": newRoomID}, nil
 }
 
-// upgradeOf reads what an upgrade copies from the old room: its current
-// state as clients see it and its newest event.
+// upgradeOf reads what an upgrade copies from the old room: the state
+// events it looks at (one by one: a room with 10^5 members must not load
+// them all) and the newest event.
 func (s *Server) upgradeOf(ctx context.Context, a *roomAccess, version string) (*rooms.Upgrade, error) {
-	state, err := s.store.CurrentState(ctx, a.nid)
-	if err != nil {
-		return nil, err
-	}
 	up := &rooms.Upgrade{OldRoomID: a.roomID, NewVersion: version, ServerName: s.opts.ServerName}
-	for i := range state {
-		ce, err := toClientEvent(&state[i], false)
+	for _, typ := range rooms.UpgradeReads() {
+		c, err := s.currentContentOrErr(ctx, a.nid, typ)
 		if err != nil {
 			return nil, err
 		}
-		if ce.StateKey == nil {
-			continue
+		if c != nil {
+			up.OldState = append(up.OldState, rooms.InitialStateDef{Type: typ, Content: c})
 		}
-		up.OldState = append(up.OldState, rooms.InitialStateDef{Type: ce.Type, StateKey: *ce.StateKey, Content: ce.Content})
 	}
 	last, err := s.store.RoomEvents(ctx, a.nid, 0, a.bound, 1, false)
 	if err != nil {
@@ -146,15 +142,22 @@ func (s *Server) upgradeOf(ctx context.Context, a *roomAccess, version string) (
 // currentContent is the content of a room's (typ, "") state event as
 // clients see it; nil when there is none or it cannot be read.
 func (s *Server) currentContent(ctx context.Context, nid persistence.RoomNID, typ string) json.RawMessage {
+	c, _ := s.currentContentOrErr(ctx, nid, typ)
+	return c
+}
+
+// currentContentOrErr is currentContent for callers that must tell a
+// missing event (nil, nil) from a failed read.
+func (s *Server) currentContentOrErr(ctx context.Context, nid persistence.RoomNID, typ string) (json.RawMessage, error) {
 	ev, err := s.stateEventCurrent(ctx, nid, typ, "")
 	if err != nil || ev == nil {
-		return nil
+		return nil, err
 	}
 	ce, err := toClientEvent(ev, false)
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	return ce.Content
+	return ce.Content, nil
 }
 
 // sendState sends a state event with an empty state key as the caller.

@@ -40,6 +40,12 @@ var transferredState = []string{
 	MRoomServerACL,
 }
 
+// UpgradeReads are the state events (state key "") of the old room that
+// Upgrade.Compose looks at.
+func UpgradeReads() []string {
+	return append([]string{spec.MRoomCreate, spec.MRoomPowerLevels, spec.MRoomCanonicalAlias}, transferredState...)
+}
+
 // Upgrade describes a room being replaced by a new one.
 type Upgrade struct {
 	OldRoomID string
@@ -51,8 +57,8 @@ type Upgrade struct {
 	// alias move to the new room, remote ones stay behind.
 	ServerName string
 	// OldState is the old room's current state as clients see it
-	// (redacted content for redacted events); only the types above, the
-	// power levels, the create and the canonical alias events are read.
+	// (redacted content for redacted events); only the UpgradeReads
+	// events are read, and need to be there.
 	OldState []InitialStateDef
 }
 

@@ -111,6 +111,15 @@ func TestUpgradeCopiesTheTransferableStateAndNoMembers(t *testing.T) {
 			if !slices.Equal(types, want) {
 				t.Fatalf("events %v\nwant   %v", types, want)
 			}
+			// httpapi reads only UpgradeReads of the old room: that is all
+			// Compose uses.
+			read := *up
+			read.OldState = slices.DeleteFunc(slices.Clone(up.OldState), func(d InitialStateDef) bool {
+				return d.StateKey != "" || !slices.Contains(UpgradeReads(), d.Type)
+			})
+			if again, err := read.Compose(upMod, CreatorProfile{DisplayName: "Mod"}); err != nil || !reflect.DeepEqual(again, evs) {
+				t.Fatalf("Compose from UpgradeReads alone differs: %v", err)
+			}
 			r := buildAll(t, version, evs)
 
 			create := stateOf(t, r, spec.MRoomCreate)
