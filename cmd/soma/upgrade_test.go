@@ -43,7 +43,8 @@ func (s syncResp) findState(roomID, typ string) *event {
 // new room names its predecessor and has the old room's state (but only
 // its upgrader as member); the aliases and the directory listing follow
 // the new room; the other member finds the tombstone in /sync and joins
-// the new room, taking his tags and push rules of the old room along.
+// the new room, taking his tags and push rules of the old room along;
+// the new room is upgraded in its turn.
 // Refusals: no token, bad bodies, unsupported versions,
 // members without the power, non-members.
 func TestRoomUpgrade(t *testing.T) {
@@ -226,6 +227,21 @@ func TestRoomUpgrade(t *testing.T) {
 		carol.must("GET", roomPath(repl, "/joined_members"), nil, &members)
 		if len(members.Joined) != 3 {
 			t.Fatalf("joined members of the new room %v", members.Joined)
+		}
+
+		// The new room upgrades in turn, to version 10, whose create
+		// event names its creator; the aliases move on again.
+		mod.must("POST", roomPath(repl, "/upgrade"), map[string]any{"new_version": "10"}, &res)
+		third := res.ReplacementRoom
+		create = mod.stateContent(third, "m.room.create")
+		if pred, _ := create["predecessor"].(map[string]any); pred["room_id"] != repl || create["creator"] != mod.userID || create["room_version"] != "10" {
+			t.Fatalf("third room's create %v", create)
+		}
+		if tomb := bob.stateContent(repl, "m.room.tombstone"); tomb["replacement_room"] != third {
+			t.Fatalf("second tombstone %v", tomb)
+		}
+		if srv.anonymous().must("GET", aliasPath("#tea:test.local"), nil, &resolved); resolved.RoomID != third {
+			t.Fatalf("#tea resolves to %s after the second upgrade, want %s", resolved.RoomID, third)
 		}
 	})
 }
