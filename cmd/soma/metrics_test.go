@@ -57,6 +57,8 @@ func TestMetricsCountWhatClientsDid(t *testing.T) {
 			{"soma_actors_active", []string{`kind="room"`}, 1},
 			{"soma_actors_active", []string{`kind="sync_notifier"`}, 1},
 			{"soma_actor_messages_processed_total", []string{`kind="sync_notifier"`}, 1},
+			{"soma_actors_active", []string{`kind="pusher"`}, 1},
+			{"soma_actor_messages_processed_total", []string{`kind="pusher"`}, sent + 1},
 			{"soma_actor_batch_size_count", []string{`kind="room"`}, 1},
 			{"soma_actor_commit_duration_seconds_count", []string{`kind="room"`}, 1},
 			{"soma_actor_message_duration_seconds_count", []string{`kind="room"`}, sent + 1},

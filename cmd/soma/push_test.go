@@ -27,6 +27,7 @@ type gatewayNotification struct {
 	Sender            string         `json:"sender"`
 	SenderDisplayName string         `json:"sender_display_name"`
 	RoomName          string         `json:"room_name"`
+	UserIsTarget      bool           `json:"user_is_target"`
 	Prio              string         `json:"prio"`
 	Content           map[string]any `json:"content"`
 	Counts            map[string]int `json:"counts"`
@@ -161,7 +162,7 @@ func TestPushNotificationsReachTheGateway(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, env []string, dataDir string) {
 		gw := newPushGateway(t)
 		srv := startServer(t, dataDir, append(env, "SOMA_RATE_LIMITS_ENABLED=false")...)
-		alice, bob, carol := srv.register("alice"), srv.register("bob"), srv.register("carol")
+		alice, bob, carol, dave := srv.register("alice"), srv.register("bob"), srv.register("carol"), srv.register("dave")
 		bobPhone := srv.login("bob")
 		// Three members: in a room of two, .m.rule.room_one_to_one would
 		// give every message a sound.
@@ -204,6 +205,25 @@ func TestPushNotificationsReachTheGateway(t *testing.T) {
 			t.Errorf("mention: prio %q, tweaks %v; want high with highlight and sound", hl.Prio, tw)
 		}
 
+		// An invite is pushed to the invitee, who is no member yet.
+		dave.must("POST", "/_matrix/client/v3/pushers/set", pusherBody(gw.url(), "dave-key", nil), nil)
+		alice.must("POST", "/_matrix/client/v3/rooms/"+pathEscape(room)+"/invite", map[string]any{"user_id": dave.userID}, nil)
+		var invite gatewayNotification
+		waitUntil(t, "dave's pusher got the invite", func() bool {
+			gw.mu.Lock()
+			defer gw.mu.Unlock()
+			for _, n := range gw.got {
+				if len(n.Devices) == 1 && n.Devices[0].Pushkey == "dave-key" {
+					invite = n
+					return true
+				}
+			}
+			return false
+		})
+		if invite.Type != "m.room.member" || !invite.UserIsTarget || invite.Sender != alice.userID || invite.Content["membership"] != "invite" {
+			t.Errorf("dave's invite notification = %+v", invite)
+		}
+
 		// Logging the phone out takes its pusher with it.
 		bobPhone.must("POST", "/_matrix/client/v3/logout", map[string]any{}, nil)
 		if got := bob.pushkeys(); !slices.Equal(got, []string{"full-key"}) {
@@ -214,6 +234,7 @@ func TestPushNotificationsReachTheGateway(t *testing.T) {
 		gw.reject("full-key")
 		last := alice.send(room, "a3", "anyone?")
 		waitUntil(t, "the rejected pusher is deleted", func() bool { return len(bob.pushkeys()) == 0 })
+		// Only bob's pusher: dave is only invited, the phone logged out.
 		if n := gw.received(last); len(n) != 1 || n["full-key"].EventID != last {
 			t.Fatalf("the last message reached the gateway as %v", n)
 		}
