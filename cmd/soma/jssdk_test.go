@@ -24,7 +24,9 @@ func TestMatrixJSSDK(t *testing.T) {
 // cross-signing (reset through UIA m.login.password), secret storage and key
 // backup; an encrypted room whose messages each client decrypts, and a new
 // device that reads them after restoring the key backup; SAS
-// verification of each other in the room; typing, read receipts and unread
+// verification of each other in the room, and of the new device over
+// to-device messages (after which it gets the cross-signing keys as
+// secrets and the other user trusts it); typing, read receipts and unread
 // counts; an edit, a reaction and a redaction; an image uploaded and
 // downloaded through authenticated media; a public room found in the
 // directory and joined through its alias; a search of the history, which

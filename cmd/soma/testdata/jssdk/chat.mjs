@@ -3,7 +3,9 @@
 // devices would use a chat app: end-to-end encryption with cross-signing,
 // secret storage and key backup (restored on a new device, which then reads
 // the encrypted history); an encrypted room with messages both ways;
-// SAS verification of each other; typing, read receipts and unread counts;
+// SAS verification of each other in the room, and of the new device over
+// to-device messages, which then receives the cross-signing keys; typing,
+// read receipts and unread counts;
 // edits, reactions and redactions; an image uploaded and downloaded; a public
 // room found in the directory and joined through its alias; server-side
 // search of the history.
@@ -154,6 +156,42 @@ function sasOf(verifier) {
         if (shown) resolve(shown);
         else verifier.once(VerifierEvent.ShowSas, resolve);
     });
+}
+
+// sasVerification drives an interactive SAS verification as the two users
+// of the apps would: the initiator's client sends the request; the
+// responder's client is told of it (matches picks it out) and accepts; the
+// initiator starts SAS; both compare the emoji and confirm.
+async function sasVerification([initName, initiator, request], [respName, responder, matches]) {
+    const incoming = [];
+    const listener = (req) => incoming.push(req);
+    responder.on(CryptoEvent.VerificationRequestReceived, listener);
+    try {
+        const initReq = await bounded(`${initName}: request verification`, request());
+        const respReq = await waitUntil(`${respName}'s client to receive ${initName}'s verification request`, () => incoming.find(matches));
+        expect(!respReq.initiatedByMe && respReq.phase === VerificationPhase.Requested, `${respName}'s request: initiatedByMe ${respReq.initiatedByMe}, phase ${respReq.phase}`);
+        await bounded(`${respName} accepts the request`, respReq.accept());
+        await waitUntil(() => `${initName}'s request to become ready (phase ${initReq.phase})`, () => initReq.phase === VerificationPhase.Ready);
+        expect(initReq.otherPartySupportsMethod("m.sas.v1"), `${respName}'s client does not offer SAS`);
+        const initVerifier = await bounded(`${initName} starts SAS`, initReq.startVerification("m.sas.v1"));
+        const respVerifier = await waitUntil(() => `${respName}'s request to get a verifier (phase ${respReq.phase})`, () => respReq.verifier);
+        const done = [initVerifier, respVerifier].map((v) => {
+            const p = v.verify();
+            p.catch(() => {}); // awaited below; a rejection must not crash node first
+            return p;
+        });
+        const [initSas, respSas] = await bounded("both sides to show the SAS", Promise.all([sasOf(initVerifier), sasOf(respVerifier)]));
+        const emoji = (s) => s.sas.emoji?.map(([e, n]) => `${e} ${n}`).join(", ");
+        expect(emoji(initSas) && emoji(initSas) === emoji(respSas), `the SAS differ: ${initName} ${emoji(initSas)}, ${respName} ${emoji(respSas)}`);
+        expect(safeJSON(initSas.sas.decimal) === safeJSON(respSas.sas.decimal), `the decimal SAS differ: ${initSas.sas.decimal} vs ${respSas.sas.decimal}`);
+        await bounded("both confirm the SAS", Promise.all([initSas.confirm(), respSas.confirm()]));
+        await bounded("both verifications to finish", Promise.all(done));
+        await waitUntil(() => `both requests to be done (${initName} ${initReq.phase}, ${respName} ${respReq.phase})`, () =>
+            initReq.phase === VerificationPhase.Done && respReq.phase === VerificationPhase.Done,
+        );
+    } finally {
+        responder.off(CryptoEvent.VerificationRequestReceived, listener);
+    }
 }
 
 // ownDeviceCrossSigned waits until a client sees its own device signed by
@@ -350,31 +388,9 @@ const steps = [
         "alice and bob verify each other with SAS in the room; each then trusts the other's identity and device",
         async () => {
             const { alice, bob, aliceId, bobId, roomId } = ctx;
-            const incoming = [];
-            bob.on(CryptoEvent.VerificationRequestReceived, (req) => incoming.push(req));
-            const aliceReq = await bounded("alice: requestVerificationDM", alice.getCrypto().requestVerificationDM(bobId, roomId));
-            const bobReq = await waitUntil("bob's client to receive alice's verification request", () =>
-                incoming.find((r) => r.otherUserId === aliceId && r.roomId === roomId),
-            );
-            expect(!bobReq.initiatedByMe && bobReq.phase === VerificationPhase.Requested, `bob's request: initiatedByMe ${bobReq.initiatedByMe}, phase ${bobReq.phase}`);
-            await bounded("bob accepts the request", bobReq.accept());
-            await waitUntil(() => `alice's request to become ready (phase ${aliceReq.phase})`, () => aliceReq.phase === VerificationPhase.Ready);
-            expect(aliceReq.otherPartySupportsMethod("m.sas.v1"), "bob's client does not offer SAS");
-            const aliceVerifier = await bounded("alice starts SAS", aliceReq.startVerification("m.sas.v1"));
-            const bobVerifier = await waitUntil(() => `bob's request to get a verifier (phase ${bobReq.phase})`, () => bobReq.verifier);
-            const done = [aliceVerifier, bobVerifier].map((v) => {
-                const p = v.verify();
-                p.catch(() => {}); // awaited below; a rejection must not crash node first
-                return p;
-            });
-            const [aliceSas, bobSas] = await bounded("both sides to show the SAS", Promise.all([sasOf(aliceVerifier), sasOf(bobVerifier)]));
-            const emoji = (s) => s.sas.emoji?.map(([e, n]) => `${e} ${n}`).join(", ");
-            expect(emoji(aliceSas) && emoji(aliceSas) === emoji(bobSas), `the SAS differ: alice ${emoji(aliceSas)}, bob ${emoji(bobSas)}`);
-            expect(safeJSON(aliceSas.sas.decimal) === safeJSON(bobSas.sas.decimal), `the decimal SAS differ: ${aliceSas.sas.decimal} vs ${bobSas.sas.decimal}`);
-            await bounded("both confirm the SAS", Promise.all([aliceSas.confirm(), bobSas.confirm()]));
-            await bounded("both verifications to finish", Promise.all(done));
-            await waitUntil(() => `both requests to be done (alice ${aliceReq.phase}, bob ${bobReq.phase})`, () =>
-                aliceReq.phase === VerificationPhase.Done && bobReq.phase === VerificationPhase.Done,
+            await sasVerification(
+                ["alice", alice, () => alice.getCrypto().requestVerificationDM(bobId, roomId)],
+                ["bob", bob, (r) => r.otherUserId === aliceId && r.roomId === roomId],
             );
             for (const [me, other] of [names, [...names].reverse()]) {
                 const crypto = ctx[me].getCrypto();
@@ -569,6 +585,38 @@ const steps = [
             expect(restored.imported >= 1, `restoreKeyBackup imported ${restored.imported} of ${restored.total} keys`);
             const after = await decrypted("laptop", laptop, roomId, secretId);
             expect(after.getClearContent()?.body === "the password is swordfish", `the laptop decrypts alice's first message to ${safeJSON(after.getClearContent())}`);
+        },
+    ],
+    [
+        "alice verifies her laptop from her first device (SAS over to-device); the laptop gets the cross-signing keys and bob trusts it",
+        async () => {
+            const { alice, laptop, aliceId, aliceDevice } = ctx;
+            const laptopDevice = laptop.getDeviceId();
+            await sasVerification(
+                ["laptop", laptop, () => laptop.getCrypto().requestOwnUserVerification()],
+                ["alice", alice, (r) => r.otherUserId === aliceId && !r.roomId && r.otherDeviceId === laptopDevice],
+            );
+            // The first device signs the laptop with the self-signing key and
+            // uploads the signature; both see each other cross-signed.
+            await waitUntilAsync("alice's first device to see the laptop cross-signing verified", async () =>
+                (await alice.getCrypto().getDeviceVerificationStatus(aliceId, laptopDevice))?.crossSigningVerified,
+            );
+            await waitUntilAsync("the laptop to see alice's first device cross-signing verified", async () =>
+                (await laptop.getCrypto().getDeviceVerificationStatus(aliceId, aliceDevice))?.crossSigningVerified,
+            );
+            // Bob, who verified alice, trusts her new device too: the
+            // signature reaches him through his device list and /keys/query.
+            await waitUntilAsync("bob to see alice's laptop cross-signing verified", async () =>
+                (await ctx.bob.getCrypto().getDeviceVerificationStatus(aliceId, laptopDevice))?.crossSigningVerified,
+            );
+            // Now verified, the laptop asks for the private cross-signing
+            // keys (m.secret.request) and the first device sends them
+            // (m.secret.send), both as encrypted to-device messages.
+            await waitUntilAsync("the laptop to hold the private cross-signing keys", async () => {
+                const { privateKeysCachedLocally: k } = await laptop.getCrypto().getCrossSigningStatus();
+                return k.masterKey && k.selfSigningKey && k.userSigningKey;
+            });
+            expect(await laptop.getCrypto().isCrossSigningReady(), "the laptop's cross-signing is not ready");
         },
     ],
     [
