@@ -6,6 +6,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -121,6 +122,8 @@ type Server struct {
 	pushCache pushRuleCache
 	// unread holds how far each user's unread counts have been evaluated.
 	unread unreadCache
+	// upgrading holds the rooms this node is upgrading (see upgrade.go).
+	upgrading sync.Map
 }
 
 // NewServer wires a Server; Handler returns its routes.

@@ -61,6 +61,12 @@ func (s *Server) upgradeRoomHandler(r *http.Request) (int, any, error) {
 		return 0, nil, errForbidden("You cannot upgrade this room: your power level does not allow sending m.room.tombstone")
 	}
 
+	release, err := s.beginUpgrade(oldRoomID)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer release()
+
 	up, err := s.upgradeOf(ctx, a, version)
 	if err != nil {
 		return 0, nil, err
@@ -112,6 +118,17 @@ func (s *Server) upgradeRoomHandler(r *http.Request) (int, any, error) {
 	}
 	log.Info().Strs("aliases", moved).Str("room_version", version).Msg("room upgraded")
 	return http.StatusOK, map[string]string{"replacement_room": newRoomID}, nil
+}
+
+// beginUpgrade claims a room for one upgrade at a time on this node: two
+// at once would each create a room, and the tombstone could end up
+// naming the one the aliases did not move to. The second is refused, as
+// Synapse refuses it. (Across nodes of a cluster this is not enforced.)
+func (s *Server) beginUpgrade(roomID string) (release func(), err error) {
+	if _, busy := s.upgrading.LoadOrStore(roomID, struct{}{}); busy {
+		return nil, matrixError(http.StatusBadRequest, "M_UNKNOWN", "An upgrade of this room is already in progress")
+	}
+	return func() { s.upgrading.Delete(roomID) }, nil
 }
 
 // upgradeOf reads what an upgrade copies from the old room: the state
