@@ -154,6 +154,13 @@ func (a *pusherActor) plan(ctx actor.Context, roomID string, r *pushRoom) {
 	system, self := ctx.ActorSystem(), ctx.Self()
 	go func() {
 		defer system.Root.Send(self, &roomPlanned{roomID: roomID, upTo: to})
+		// A bug in planning costs these pushes, not the process (this
+		// goroutine is outside the actor's supervision).
+		defer func() {
+			if v := recover(); v != nil {
+				a.opts.Log.Error().Interface("panic", v).Str("room_id", roomID).Msg("planning push notifications panicked")
+			}
+		}()
 		pushes, err := a.opts.Planner.PlanPushes(a.ctx, roomID, from, to)
 		if err != nil {
 			// Not retried: a plan that failed (storage down) is dropped

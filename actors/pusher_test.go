@@ -147,3 +147,31 @@ func TestGatewayPushesOnlyToHTTPURLs(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// panickyPlanner panics on its first plan and records the later ones.
+type panickyPlanner struct {
+	calls chan planCall
+	once  sync.Once
+}
+
+func (p *panickyPlanner) PlanPushes(_ context.Context, roomID string, from, to persistence.StreamPos) ([]Push, error) {
+	p.once.Do(func() { panic("planner bug") })
+	p.calls <- planCall{roomID, from, to}
+	return nil, nil
+}
+
+// TestPusherSurvivesAPanickingPlan: a plan that panics loses its events,
+// not the process, and the room's next advance is planned after them.
+func TestPusherSurvivesAPanickingPlan(t *testing.T) {
+	system := NewSystem(zerolog.Nop())
+	defer system.Shutdown()
+	planner := &panickyPlanner{calls: make(chan planCall, 4)}
+	p := NewPusher(system, PusherOptions{Planner: planner, Start: 10, Log: zerolog.Nop()}, nil)
+	defer p.Stop()
+	p.Publish(&messages.RoomAdvanced{RoomId: "!a:x", StreamPos: 11})
+	// The panicking plan still ends; the next starts after it.
+	p.Publish(&messages.RoomAdvanced{RoomId: "!a:x", StreamPos: 12})
+	if c := nextCall(t, planner.calls); c != (planCall{"!a:x", 11, 12}) {
+		t.Fatalf("plan after the panic = %+v, want !a:x (11, 12]", c)
+	}
+}

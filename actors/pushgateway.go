@@ -70,7 +70,12 @@ func (g *gateway) deliver(ctx context.Context, p Push) {
 		return
 	}
 	go func() {
-		defer func() { <-g.inFlight }()
+		defer func() {
+			<-g.inFlight
+			if v := recover(); v != nil {
+				g.log.Error().Interface("panic", v).Str("user_id", p.UserID).Msg("push delivery panicked")
+			}
+		}()
 		g.send(ctx, p)
 	}()
 }

@@ -265,6 +265,7 @@ func TestNotificationsListWhatNotified(t *testing.T) {
 		srv := startServer(t, dataDir, append(env, "SOMA_RATE_LIMITS_ENABLED=false")...)
 		alice, bob := srv.register("alice"), srv.register("bob")
 		room := alice.createRoom(map[string]any{"preset": "public_chat"})
+		alice.send(room, "early", "bob is not here yet") // before bob joins: never his
 		joinAll(room, bob)
 		var sent []string // alice's messages, oldest first
 		for i := range 5 {
