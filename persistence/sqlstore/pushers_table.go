@@ -40,8 +40,13 @@ DELETE FROM pushers WHERE localpart = $1
 const selectPushersOfUserSQL = "SELECT " + pusherColumns + ` FROM pushers p
 WHERE p.user_id = $1 ORDER BY p.app_id, p.pushkey`
 
+// selectPushersOfJoinedMembersSQL is a join, not a semi-join over the
+// room's members: the database may walk the (few) pushers and probe each
+// user's membership by the (room_nid, user_id) key, so that a room of
+// 10^5 members does not cost a scan of its members per commit.
 const selectPushersOfJoinedMembersSQL = "SELECT " + pusherColumns + ` FROM pushers p
-WHERE p.user_id IN (SELECT m.user_id FROM memberships m WHERE m.room_nid = $1 AND m.membership = 'join')
+JOIN memberships m ON m.room_nid = $1 AND m.user_id = p.user_id
+WHERE m.membership = 'join'
 ORDER BY p.user_id, p.app_id, p.pushkey`
 
 type pushersTable struct {
