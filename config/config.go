@@ -137,6 +137,10 @@ type MetricsConfig struct {
 	// MaxRoomSeries caps the rooms exported with a room_id label, the
 	// busiest first; 0 exports per-kind totals only.
 	MaxRoomSeries int `yaml:"max_room_series"`
+	// PProf serves Go's profiler at /debug/pprof/ on the metrics listener,
+	// to find where a server spends its CPU. Off by default: a profile
+	// shows what the process holds.
+	PProf bool `yaml:"pprof"`
 }
 
 // TURNConfig is the TURN server that clients get credentials for from

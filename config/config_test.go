@@ -120,6 +120,7 @@ func otherValue(t *testing.T, key string) string {
 		"log.format":                        "console",
 		"metrics.listen":                    "[::1]:9100",
 		"metrics.max_room_series":           "5",
+		"metrics.pprof":                     "true",
 		"debug.fault_injection":             "true",
 		"presence.enabled":                  "false",
 		"push.enabled":                      "false",

@@ -119,6 +119,8 @@ metrics:
   # label; per-kind totals are always exported. Bounds the number of
   # series however many rooms are active. 0: totals only.
   max_room_series: 100
+  # Go's profiler at /debug/pprof/ on this listener, for developers.
+  pprof: false
 
 # The TURN server for VoIP calls through NAT: clients fetch its URIs and
 # credentials from GET /_matrix/client/v3/voip/turnServer. Without uris the

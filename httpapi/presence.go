@@ -210,23 +210,30 @@ func (s *Server) presenceFor(ctx context.Context, req *syncRequest, ms []persist
 }
 
 // roomMates is the user and everyone joined to one of the rooms ms shows
-// them joined to, sorted. Each sync reads the members of every joined
-// room: fine for the rooms of today's users, a cost to cache for users in
-// huge rooms.
+// them joined to, sorted. The rooms' member lists come from joinedCache:
+// in a big room every message wakes every member's sync, and each would
+// otherwise read the whole member list again.
 func (s *Server) roomMates(ctx context.Context, userID string, ms []persistence.Membership) ([]string, error) {
-	set := map[string]bool{userID: true}
+	var lists [][]string
 	for _, m := range ms {
 		if m.Membership != "join" {
 			continue
 		}
-		members, err := s.store.RoomMemberships(ctx, m.RoomNID)
+		users, err := s.joinedMembers(ctx, m)
 		if err != nil {
 			return nil, err
 		}
-		for _, mm := range members {
-			if mm.Membership == "join" {
-				set[mm.UserID] = true
-			}
+		lists = append(lists, users)
+	}
+	if len(lists) == 1 {
+		if _, found := slices.BinarySearch(lists[0], userID); found {
+			return lists[0], nil // shared: the callers only read it
+		}
+	}
+	set := map[string]bool{userID: true}
+	for _, users := range lists {
+		for _, u := range users {
+			set[u] = true
 		}
 	}
 	users := make([]string, 0, len(set))

@@ -124,6 +124,8 @@ type Server struct {
 	unread unreadCache
 	// upgrading holds the rooms this node is upgrading (see upgrade.go).
 	upgrading sync.Map
+	// joined holds rooms' joined members for presence.
+	joined joinedCache
 }
 
 // NewServer wires a Server; Handler returns its routes.

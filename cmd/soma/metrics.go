@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,7 +30,7 @@ func newMetricsRegistry(node string, cs ...prometheus.Collector) *prometheus.Reg
 
 // serveMetrics serves reg on listen at /metrics until the returned server
 // is closed; failures of the listener after start-up go to failed.
-func serveMetrics(listen string, reg *prometheus.Registry, log zerolog.Logger, failed chan<- error) (*http.Server, net.Addr, error) {
+func serveMetrics(listen string, reg *prometheus.Registry, pprof bool, log zerolog.Logger, failed chan<- error) (*http.Server, net.Addr, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, nil, fmt.Errorf("metrics listener: %w", err)
@@ -42,6 +43,12 @@ func serveMetrics(listen string, reg *prometheus.Registry, log zerolog.Logger, f
 		ErrorHandling: promhttp.ContinueOnError,
 		Registry:      reg,
 	})))
+	if pprof {
+		mux.HandleFunc("GET /debug/pprof/", httppprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", httppprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", httppprof.Trace)
+		log.Warn().Str("listen", ln.Addr().String()).Msg("the Go profiler is served at /debug/pprof/ (metrics.pprof)")
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -174,7 +174,7 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 			collected = append(collected, newDBStatsCollector(s.Stats, cfg.Database.Backend))
 		}
 		reg := newMetricsRegistry(cfg.ServerName, collected...)
-		if n.metrics, n.metricsAddr, err = serveMetrics(cfg.Metrics.Listen, reg, log, n.failed); err != nil {
+		if n.metrics, n.metricsAddr, err = serveMetrics(cfg.Metrics.Listen, reg, cfg.Metrics.PProf, log, n.failed); err != nil {
 			n.fed.shutdown(context.Background(), log)
 			n.closeStorage()
 			return nil, err
