@@ -251,7 +251,7 @@ func (s *Server) addProfileTo(ctx context.Context, userID string, content map[st
 	if server != s.opts.ServerName {
 		return
 	}
-	p, err := s.store.GetProfile(ctx, lp)
+	p, err := s.cachedProfile(ctx, lp)
 	if err != nil {
 		return
 	}

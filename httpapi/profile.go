@@ -183,6 +183,7 @@ func (s *Server) readProfileUpdate(r *http.Request, key string) (string, error) 
 // profileChanged runs the after-change hook and answers {}.
 func (s *Server) profileChanged(r *http.Request) (int, any, error) {
 	c := callerFrom(r.Context())
+	s.profiles.forget(c.Localpart)
 	if err := s.afterProfileChange(r.Context(), c); err != nil {
 		zerolog.Ctx(r.Context()).Warn().Err(err).Msg("profile change not propagated") // the logger has user_id
 	}

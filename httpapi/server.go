@@ -126,6 +126,8 @@ type Server struct {
 	upgrading sync.Map
 	// joined holds rooms' joined members for presence.
 	joined joinedCache
+	// profiles holds local profiles for presence events.
+	profiles profileCache
 }
 
 // NewServer wires a Server; Handler returns its routes.

@@ -54,12 +54,13 @@ func Dialect(driver string) sqlstore.Dialect {
 		// messages and device list changes; stream_high (kept by
 		// triggers) is its high-water mark, and the single writer makes
 		// one past it safe.
-		NextStreamPos:         "(SELECT pos + 1 FROM stream_high)",
-		NextStateBlockNID:     "(SELECT COALESCE(MAX(block_nid), 0) + 1 FROM state_blocks)",
-		InNIDs:                "%[1]s IN (SELECT value FROM json_each(%[2]s))",
-		NIDList:               "[%s]",
-		NumberedQuestionMarks: true,
-		SingleWriter:          true,
+		NextStreamPos:          "(SELECT pos + 1 FROM stream_high)",
+		NextStateBlockNID:      "(SELECT COALESCE(MAX(block_nid), 0) + 1 FROM state_blocks)",
+		InNIDs:                 "%[1]s IN (SELECT value FROM json_each(%[2]s))",
+		NIDList:                "[%s]",
+		NumberedQuestionMarks:  true,
+		LimitParamAsExpression: true,
+		SingleWriter:           true,
 	}
 	if driver == DriverMattn {
 		d.FullText, d.AfterMigrate = sqlstore.FullTextScan, markFTSStale

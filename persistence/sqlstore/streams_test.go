@@ -58,16 +58,16 @@ func TestStreamTrackerHoldsBackUncommittedPositions(t *testing.T) {
 
 func TestRewriteAppliesTheDialect(t *testing.T) {
 	sqlite := Dialect{Name: "s", NextStreamPos: "(next)", NextStateBlockNID: "(block)",
-		InNIDs: "%[1]s IN (SELECT value FROM json_each(%[2]s))", NIDList: "[%s]", NumberedQuestionMarks: true}
+		InNIDs: "%[1]s IN (SELECT value FROM json_each(%[2]s))", NIDList: "[%s]", NumberedQuestionMarks: true, LimitParamAsExpression: true}
 	pg := Dialect{Name: "p", NextStreamPos: "nextval('s')", NextStateBlockNID: "nextval('b')",
 		InNIDs: "%[1]s = ANY(%[2]s::BIGINT[])", NIDList: "{%s}"}
-	q := "INSERT INTO x VALUES ($2, {next_stream_pos}, $1) WHERE IN_NIDS(e.event_nid, $10) AND $1 = {next_state_block_nid}"
+	q := "INSERT INTO x VALUES ($2, {next_stream_pos}, $1) WHERE IN_NIDS(e.event_nid, $10) AND $1 = {next_state_block_nid} LIMIT $3"
 	for _, tc := range []struct {
 		d    Dialect
 		want string
 	}{
-		{sqlite, "INSERT INTO x VALUES (?2, (next), ?1) WHERE e.event_nid IN (SELECT value FROM json_each(?10)) AND ?1 = (block)"},
-		{pg, "INSERT INTO x VALUES ($2, nextval('s'), $1) WHERE e.event_nid = ANY($10::BIGINT[]) AND $1 = nextval('b')"},
+		{sqlite, "INSERT INTO x VALUES (?2, (next), ?1) WHERE e.event_nid IN (SELECT value FROM json_each(?10)) AND ?1 = (block) LIMIT ?3 + 0"},
+		{pg, "INSERT INTO x VALUES ($2, nextval('s'), $1) WHERE e.event_nid = ANY($10::BIGINT[]) AND $1 = nextval('b') LIMIT $3"},
 	} {
 		got, err := tc.d.rewrite(q)
 		if err != nil || got != tc.want {
