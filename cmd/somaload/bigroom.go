@@ -19,7 +19,8 @@ import (
 // counts. It sends the same number of messages twice: first with nobody
 // syncing (the baseline: the send path alone), then with the syncers
 // parked in /sync, each message only once every syncer has the previous
-// one. With -metrics-url it reads the server process's CPU time
+// one (after one uncounted message that brings them all online). With
+// -metrics-url it reads the server process's CPU time
 // (process_cpu_seconds_total) around each phase.
 
 type bigRoomFigures struct {
@@ -52,6 +53,7 @@ func runBigRoom(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	settle := fs.Duration("settle", 100*time.Millisecond, "wait after every syncer has the message before sending the next, so that all are parked again")
 	wait := fs.Duration("wait", 30*time.Second, "how long each message may take to reach every syncer")
 	conc := fs.Int("concurrency", 32, "registrations, joins and first syncs in flight at once during setup")
+	leave := fs.Bool("leave", true, "members leave the room at the end, so that runs reusing accounts (-token-file) measure a room of the same size and nothing more")
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
@@ -129,6 +131,17 @@ func runBigRoom(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			f.CPUPerWokenSyncUS = (f.FanoutCPUPerMessageMS - f.BaselineCPUPerMessageMS) * 1000 / float64(*syncers)
 		}
 	}
+	if *leave {
+		e.logf("%d members leave", len(joiners))
+		if err := forEach(ctx, len(joiners), *conc, func(ctx context.Context, i int) error {
+			if r := e.c.leave(ctx, joiners[i], roomID); !r.ok() {
+				return fmt.Errorf("%s leaving: %s", joiners[i].UserID, r)
+			}
+			return nil
+		}); err != nil {
+			e.logf("leaving: %v", err)
+		}
+	}
 	f.report = e.baseReport("bigroom", setup, time.Since(e.begin), &b.errs, ctx)
 	f.Delivered, f.Missed = b.delivered.Load(), b.missed.Load()
 	f.Wake, f.SendLatency = b.wake.summary(), b.sendLat.summary()
@@ -192,7 +205,7 @@ func (b *bigRoom) phase(ctx context.Context, name string, n int, syncing bool) (
 	if syncing {
 		seen = make([]chan string, len(b.syncers))
 		for i, s := range b.syncers {
-			seen[i] = make(chan string, n+1)
+			seen[i] = make(chan string, n+2)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -200,30 +213,16 @@ func (b *bigRoom) phase(ctx context.Context, name string, n int, syncing bool) (
 			}()
 		}
 		time.Sleep(b.settle) // let the first long-polls park
+		// One message first, not counted: the syncers coming back online
+		// (presence) and their first wake-ups are not a message's cost.
+		b.sendAndAwait(ctx, name+".warmup", seen, false)
 	}
 	before, err := b.serverCPU(ctx)
 	if err != nil {
 		return -1, err
 	}
 	for k := 0; k < n && ctx.Err() == nil; k++ {
-		marker := fmt.Sprintf("%s.%s.%d", b.e.runID, name, k)
-		content := map[string]any{"msgtype": "m.text", "body": "somaload big room " + marker, "somaload_marker": marker}
-		r := b.e.c.send(ctx, b.owner, b.roomID, "somaload."+marker, content)
-		if !r.ok() {
-			b.errs.add(r.kind(), r.String())
-			continue
-		}
-		b.sendLat.add(r.latency())
-		if !syncing {
-			continue
-		}
-		deadline := time.After(b.wait)
-		for i := range seen {
-			if !b.await(ctx, seen[i], marker, r.Done, deadline) {
-				b.missed.Add(1)
-			}
-		}
-		time.Sleep(b.settle)
+		b.sendAndAwait(ctx, fmt.Sprintf("%s.%d", name, k), seen, true)
 	}
 	after, err := b.serverCPU(ctx)
 	if err != nil || before < 0 {
@@ -232,14 +231,41 @@ func (b *bigRoom) phase(ctx context.Context, name string, n int, syncing bool) (
 	return after - before, nil
 }
 
+// sendAndAwait sends one message and, when seen is not nil, waits until
+// every syncer has it (or -wait passes), then lets them park again.
+func (b *bigRoom) sendAndAwait(ctx context.Context, name string, seen []chan string, count bool) {
+	marker := b.e.runID + "." + name
+	content := map[string]any{"msgtype": "m.text", "body": "somaload big room " + marker, "somaload_marker": marker}
+	r := b.e.c.send(ctx, b.owner, b.roomID, "somaload."+marker, content)
+	if !r.ok() {
+		b.errs.add(r.kind(), r.String())
+		return
+	}
+	if count {
+		b.sendLat.add(r.latency())
+	}
+	if seen == nil {
+		return
+	}
+	deadline := time.After(b.wait)
+	for i := range seen {
+		if !b.await(ctx, seen[i], marker, r.Done, deadline, count) && count {
+			b.missed.Add(1)
+		}
+	}
+	time.Sleep(b.settle)
+}
+
 // await waits for marker on one syncer's channel (skipping older ones).
-func (b *bigRoom) await(ctx context.Context, ch chan string, marker string, sent time.Time, deadline <-chan time.Time) bool {
+func (b *bigRoom) await(ctx context.Context, ch chan string, marker string, sent time.Time, deadline <-chan time.Time, count bool) bool {
 	for {
 		select {
 		case m := <-ch:
 			if m == marker {
-				b.delivered.Add(1)
-				b.wake.add(time.Since(sent))
+				if count {
+					b.delivered.Add(1)
+					b.wake.add(time.Since(sent))
+				}
 				return true
 			}
 		case <-deadline:

@@ -106,6 +106,10 @@ func (c *client) join(ctx context.Context, u user, roomID string) result {
 	return c.call(ctx, http.MethodPost, "/_matrix/client/v3/rooms/"+pathSegment(roomID)+"/join", u.AccessToken, map[string]any{}, 0)
 }
 
+func (c *client) leave(ctx context.Context, u user, roomID string) result {
+	return c.call(ctx, http.MethodPost, "/_matrix/client/v3/rooms/"+pathSegment(roomID)+"/leave", u.AccessToken, map[string]any{}, 0)
+}
+
 // send sends an m.room.message; the answer carries event_id.
 func (c *client) send(ctx context.Context, u user, roomID, txnID string, content map[string]any) result {
 	return c.call(ctx, http.MethodPut,
