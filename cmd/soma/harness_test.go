@@ -51,10 +51,25 @@ func backendsUnderTest() []backend {
 	}
 }
 
-// forEachBackend runs a test against a server on each backend.
+// forEachBackend runs a test against a server on each backend, both at
+// once: the end-to-end tests spend most of their time waiting on a server,
+// and this package is the long pole of make test.
 func forEachBackend(t *testing.T, test func(t *testing.T, env []string, dataDir string)) {
+	runOnBackends(t, true, test)
+}
+
+// forEachBackendInTurn is forEachBackend one backend after the other, for
+// tests that load the machine by themselves (a client SDK's crypto).
+func forEachBackendInTurn(t *testing.T, test func(t *testing.T, env []string, dataDir string)) {
+	runOnBackends(t, false, test)
+}
+
+func runOnBackends(t *testing.T, parallel bool, test func(t *testing.T, env []string, dataDir string)) {
 	for _, b := range backendsUnderTest() {
 		t.Run(b.name, func(t *testing.T) {
+			if parallel {
+				t.Parallel()
+			}
 			dataDir := t.TempDir()
 			test(t, b.env(t, dataDir), dataDir)
 		})

@@ -40,7 +40,7 @@ func TestMatrixJSSDKEncryptedChat(t *testing.T) {
 func runJSSDKFlow(t *testing.T, script string, timeout time.Duration) {
 	requireTool(t, "node", "Node 20+ with npm runs the matrix-js-sdk end-to-end test")
 	ensureNodeModules(t, jssdkDir, "matrix-js-sdk")
-	forEachBackend(t, func(t *testing.T, env []string, dataDir string) {
+	forEachBackendInTurn(t, func(t *testing.T, env []string, dataDir string) {
 		srv := startServer(t, dataDir, env...)
 		runNodeScript(t, srv, jssdkDir, timeout, nil, []string{"jssdk:", "note:"}, script, srv.baseURL)
 	})
