@@ -165,6 +165,28 @@ type NewEvent struct {
 	// Redacts, for an m.room.redaction the room applies, is the event it
 	// redacts: reads then show that event redacted (see StoredEvent).
 	Redacts string
+	// Outlier stores the event outside the room's timeline: an event
+	// learnt over federation (the state and auth chain of a room joined
+	// remotely, an event fetched to check another) that the room does not
+	// apply. It takes a negative stream position, which no stream read
+	// reaches, no state before it (0), and no projection (membership,
+	// search, relations, redactions, txn) sees it.
+	Outlier bool
+	// StateBefore, when not nil, is the whole state of the room just
+	// before this event, replacing the state the batch had reached: a
+	// remote event whose prev events are not the room's head, or the join
+	// that brings a room joined over federation its state. Every event it
+	// names must be stored already or come earlier in the batch.
+	StateBefore []StateRef
+}
+
+// StateRef names the event that is the state for (Type, StateKey) in a
+// state given whole; Membership is its membership for m.room.member.
+type StateRef struct {
+	Type       string
+	StateKey   string
+	EventID    string
+	Membership string
 }
 
 // TxnKey identifies a client transaction: the spec scopes txnIds per device.
@@ -191,9 +213,23 @@ type CommitRequest struct {
 	Snapshot StateSnapshotNID
 	Blocks   []StateBlockNID
 	Events   []NewEvent // in order; each state event advances the state
+	// StateAfter, when not nil, is the room's whole current state after
+	// the batch (state resolution between forward extremities decided
+	// it), replacing the state the batch reached; as for
+	// NewEvent.StateBefore, every event it names must be stored.
+	StateAfter []StateRef
+	// Rejected are remote events the room refused, recorded so that they
+	// are not checked again (persistence.RoomStore.RejectedReason).
+	Rejected []Rejection
 	// The head after the batch.
 	Extremities []string
 	Depth       int64
+}
+
+// Rejection is a remote event a room refused, and why.
+type Rejection struct {
+	EventID string
+	Reason  string
 }
 
 // CommitResult tells the actor what the batch became.
@@ -222,6 +258,9 @@ type RoomStore interface {
 	// SnapshotEvents returns the state events of a snapshot, oldest first:
 	// none for snapshot 0, ErrNotFound for an unknown snapshot.
 	SnapshotEvents(ctx context.Context, snapshot StateSnapshotNID) ([]StoredEvent, error)
+	// RejectedReason returns why the room refused a remote event, or
+	// ErrNotFound when it did not.
+	RejectedReason(ctx context.Context, eventID string) (string, error)
 	// LookupTxn returns the event ID recorded for a client transaction, or
 	// ErrNotFound.
 	LookupTxn(ctx context.Context, key TxnKey) (string, error)

@@ -30,6 +30,7 @@ func Dialect() sqlstore.Dialect {
 		// One key for every Soma schema in a database; only migrations take it.
 		MigrationLock:     "SELECT pg_advisory_xact_lock(7262211)",
 		NextStreamPos:     "nextval('stream_pos_seq')",
+		NextOutlierPos:    "-nextval('outlier_pos_seq')",
 		NextStateBlockNID: "nextval('state_block_nid_seq')",
 		InNIDs:            "%[1]s = ANY(%[2]s::BIGINT[])",
 		NIDList:           "{%s}",

@@ -17,6 +17,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 10, Name: "remote servers' signing keys", SQL: schemaV10},
 	{Version: 11, Name: "event search", SQL: schemaV11},
 	{Version: 12, Name: "pushers", SQL: schemaV12},
+	{Version: 13, Name: "outlier events, rejected events", SQL: schemaV13},
 }
 
 const schemaV1 = `
@@ -445,4 +446,16 @@ CREATE TABLE pushers (
 );
 CREATE INDEX pushers_app_pushkey_idx ON pushers (app_id, pushkey);
 CREATE INDEX pushers_device_idx ON pushers (localpart, device_id);
+`
+
+// schemaV13 numbers outliers (events stored outside the timeline, see
+// persistence.NewEvent.Outlier) below zero, and records the remote events
+// the room refused, so that they are not fetched and checked again.
+const schemaV13 = `
+CREATE SEQUENCE outlier_pos_seq;
+CREATE TABLE rejected_events (
+	event_id TEXT PRIMARY KEY,
+	room_nid BIGINT NOT NULL,
+	reason   TEXT NOT NULL
+);
 `

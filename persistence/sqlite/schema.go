@@ -17,6 +17,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 10, Name: "remote servers' signing keys", SQL: schemaV10},
 	{Version: 11, Name: "event search", SQL: schemaV11},
 	{Version: 12, Name: "pushers", SQL: schemaV12},
+	{Version: 13, Name: "outlier events, rejected events", SQL: schemaV13},
 }
 
 // Tables keyed by a composite primary key are WITHOUT ROWID: the key is the
@@ -467,4 +468,15 @@ CREATE TABLE pushers (
 ) WITHOUT ROWID;
 CREATE INDEX pushers_app_pushkey_idx ON pushers (app_id, pushkey);
 CREATE INDEX pushers_device_idx ON pushers (localpart, device_id);
+`
+
+// schemaV13 records the remote events the room refused, so that they are
+// not fetched and checked again. (Outliers, events stored outside the
+// timeline, take positions below zero: see the dialect's NextOutlierPos.)
+const schemaV13 = `
+CREATE TABLE rejected_events (
+	event_id TEXT PRIMARY KEY,
+	room_nid INTEGER NOT NULL,
+	reason   TEXT NOT NULL
+) WITHOUT ROWID;
 `

@@ -55,6 +55,7 @@ func Dialect(driver string) sqlstore.Dialect {
 		// triggers) is its high-water mark, and the single writer makes
 		// one past it safe.
 		NextStreamPos:          "(SELECT pos + 1 FROM stream_high)",
+		NextOutlierPos:         "(SELECT MIN(COALESCE(MIN(stream_pos), 0), 0) - 1 FROM events)",
 		NextStateBlockNID:      "(SELECT COALESCE(MAX(block_nid), 0) + 1 FROM state_blocks)",
 		InNIDs:                 "%[1]s IN (SELECT value FROM json_each(%[2]s))",
 		NIDList:                "[%s]",

@@ -47,6 +47,15 @@ func (s *Store) LookupTxn(ctx context.Context, key persistence.TxnKey) (string, 
 	return id, nil
 }
 
+// RejectedReason implements persistence.RoomStore.
+func (s *Store) RejectedReason(ctx context.Context, eventID string) (string, error) {
+	reason, err := s.rejectedEvents.SelectRejectedEvent(ctx, eventID)
+	if err != nil {
+		return "", fmt.Errorf("persistence.RejectedReason: %w", notFoundIfNoRows(err))
+	}
+	return reason, nil
+}
+
 // TxnIDForEvent implements persistence.RoomReader.
 func (s *Store) TxnIDForEvent(ctx context.Context, eventID, userID, deviceID string) (string, error) {
 	id, err := s.txnIDs.SelectTxnIDForEvent(ctx, eventID, userID, deviceID)
@@ -83,7 +92,7 @@ func (s *Store) CommitEvents(ctx context.Context, req persistence.CommitRequest)
 	res := &persistence.CommitResult{
 		RoomNID:   c.room,
 		EventNIDs: c.eventNIDs,
-		StreamPos: c.positions,
+		StreamPos: c.eventPos,
 		Snapshot:  c.snapshot,
 		Blocks:    c.blocks,
 		Epoch:     c.epoch,
@@ -135,7 +144,10 @@ type commit struct {
 	newTypes, newKeys map[string]int64 // those not from the cache
 
 	eventNIDs []persistence.EventNID
+	eventPos  []persistence.StreamPos // each event's, outliers' included
 	positions []persistence.StreamPos // allocated, whether or not committed
+	// inBatch places the batch's events for the state resets naming them.
+	inBatch map[string]insertedEvent
 }
 
 func (c *commit) run(ctx context.Context, tx *sql.Tx) error {
@@ -152,6 +164,17 @@ func (c *commit) run(ctx context.Context, tx *sql.Tx) error {
 		var keyNID persistence.StateKeyNID
 		if ev.StateKey != nil {
 			keyNID = persistence.StateKeyNID(c.keyNIDs[*ev.StateKey])
+		}
+		if ev.Outlier {
+			if err := c.insertOutlier(ctx, tx, ev, typeNID, keyNID); err != nil {
+				return fmt.Errorf("insert outlier %s: %w", ev.EventID, err)
+			}
+			continue
+		}
+		if ev.StateBefore != nil {
+			if err := c.resetState(ctx, tx, ev.StateBefore); err != nil {
+				return fmt.Errorf("state before %s: %w", ev.EventID, err)
+			}
 		}
 		ins, err := c.insertEvent(ctx, tx, ev, typeNID, keyNID)
 		if err != nil {
@@ -193,6 +216,16 @@ func (c *commit) run(ctx context.Context, tx *sql.Tx) error {
 			if err := s.relations.InsertRelation(ctx, tx, ins.NID, c.room, parent, relType, ev.Type, ins.StreamPos); err != nil {
 				return fmt.Errorf("relation of %s: %w", ev.EventID, err)
 			}
+		}
+	}
+	for _, r := range req.Rejected {
+		if err := s.rejectedEvents.InsertRejectedEvent(ctx, tx, c.room, r); err != nil {
+			return fmt.Errorf("rejection of %s: %w", r.EventID, err)
+		}
+	}
+	if req.StateAfter != nil {
+		if err := c.resetState(ctx, tx, req.StateAfter); err != nil {
+			return fmt.Errorf("state after the batch: %w", err)
 		}
 	}
 	if req.NewRoom != nil {
@@ -252,12 +285,17 @@ func (c *commit) fence(ctx context.Context, tx *sql.Tx) error {
 // wait for each other instead of deadlocking.
 func (c *commit) resolveNIDs(ctx context.Context, tx *sql.Tx) error {
 	var types, keys []string
+	refs := c.req.StateAfter
 	for i := range c.req.Events {
 		ev := &c.req.Events[i]
 		types = append(types, ev.Type)
 		if ev.StateKey != nil {
 			keys = append(keys, *ev.StateKey)
 		}
+		refs = append(slices.Clip(refs), ev.StateBefore...)
+	}
+	for _, ref := range refs {
+		types, keys = append(types, ref.Type), append(keys, ref.StateKey)
 	}
 	sort.Strings(types)
 	sort.Strings(keys)
@@ -296,7 +334,97 @@ func (c *commit) insertEvent(ctx context.Context, tx *sql.Tx, ev *persistence.Ne
 		return ins, err
 	}
 	c.positions = append(c.positions, ins.StreamPos)
+	c.placed(ev.EventID, ins)
+	return ins, nil
+}
+
+// insertOutlier stores an event outside the timeline: no stream position
+// to track, no state, no projection.
+func (c *commit) insertOutlier(ctx context.Context, tx *sql.Tx, ev *persistence.NewEvent, typeNID persistence.EventTypeNID, keyNID persistence.StateKeyNID) error {
+	ins, err := c.s.events.InsertOutlier(ctx, tx, c.room, ev, typeNID, keyNID)
+	if err != nil {
+		return err
+	}
+	c.placed(ev.EventID, ins)
+	return nil
+}
+
+func (c *commit) placed(eventID string, ins insertedEvent) {
 	c.eventNIDs = append(c.eventNIDs, ins.NID)
+	c.eventPos = append(c.eventPos, ins.StreamPos)
+	if c.inBatch == nil {
+		c.inBatch = map[string]insertedEvent{}
+	}
+	c.inBatch[eventID] = ins
+}
+
+// resetState makes refs the room's whole state from here on: one compacted
+// block and a snapshot of it, and the current state and membership
+// projections brought to it tuple by tuple.
+func (c *commit) resetState(ctx context.Context, tx *sql.Tx, refs []persistence.StateRef) error {
+	s := c.s
+	old := map[stateKeyTuple]persistence.EventNID{}
+	if len(c.blocks) > 0 {
+		var err error
+		if old, err = s.resolveState(ctx, tx, c.blocks); err != nil {
+			return err
+		}
+	}
+	state := make(map[stateKeyTuple]persistence.EventNID, len(refs))
+	for _, ref := range refs {
+		ins, err := c.place(ctx, tx, ref.EventID)
+		if err != nil {
+			return err
+		}
+		tuple := stateKeyTuple{persistence.EventTypeNID(c.typeNIDs[ref.Type]), persistence.StateKeyNID(c.keyNIDs[ref.StateKey])}
+		state[tuple] = ins.NID
+		if old[tuple] == ins.NID {
+			continue
+		}
+		if err := s.currentState.UpsertCurrentState(ctx, tx, c.room, stateEntry{tuple, ins.NID}); err != nil {
+			return err
+		}
+		if ref.Type == "m.room.member" && ref.Membership != "" {
+			if err := s.memberships.UpsertMembership(ctx, tx, c.room, ref.StateKey, ref.Membership, ins.NID, ins.StreamPos); err != nil {
+				return err
+			}
+		}
+	}
+	for tuple := range old {
+		if _, kept := state[tuple]; !kept {
+			if err := s.currentState.DeleteCurrentState(ctx, tx, c.room, tuple); err != nil {
+				return err
+			}
+		}
+	}
+	block, err := s.stateBlocks.InsertStateBlock(ctx, tx, sortedEntries(state))
+	if err != nil {
+		return fmt.Errorf("insert state block: %w", err)
+	}
+	blocks := []persistence.StateBlockNID{block}
+	snapshot, err := s.stateSnapshots.InsertStateSnapshot(ctx, tx, c.room, blocks)
+	if err != nil {
+		return fmt.Errorf("insert snapshot: %w", err)
+	}
+	c.snapshot, c.blocks = snapshot, blocks
+	return nil
+}
+
+// place finds an event a state reset names: in the batch, or stored in
+// this room.
+func (c *commit) place(ctx context.Context, tx *sql.Tx, eventID string) (insertedEvent, error) {
+	if ins, ok := c.inBatch[eventID]; ok {
+		return ins, nil
+	}
+	ins, room, err := c.s.events.SelectEventPlace(ctx, tx, eventID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return ins, fmt.Errorf("state names event %s, which is not stored", eventID)
+	case err != nil:
+		return ins, err
+	case room != c.room:
+		return ins, fmt.Errorf("state names event %s of another room", eventID)
+	}
 	return ins, nil
 }
 

@@ -16,6 +16,9 @@ INSERT INTO current_state (room_nid, event_type_nid, state_key_nid, event_nid)
 VALUES ($1, $2, $3, $4)
 ON CONFLICT (room_nid, event_type_nid, state_key_nid) DO UPDATE SET event_nid = excluded.event_nid`
 
+const deleteCurrentStateSQL = `
+DELETE FROM current_state WHERE room_nid = $1 AND event_type_nid = $2 AND state_key_nid = $3`
+
 // The events are outer-joined so that a dangling event NID fails the scan.
 const selectCurrentStateSQL = "SELECT " + eventColumns + `
 FROM current_state cs LEFT JOIN events e ON e.event_nid = cs.event_nid` + eventLookups + `
@@ -30,6 +33,7 @@ WHERE cs.room_nid = $1 AND ct.event_type = $2 AND ck.state_key = $3`
 
 type currentStateTable struct {
 	upsertCurrentState      *sql.Stmt
+	deleteCurrentState      *sql.Stmt
 	selectCurrentState      *sql.Stmt
 	selectCurrentStateEvent *sql.Stmt
 }
@@ -37,6 +41,7 @@ type currentStateTable struct {
 func prepareCurrentStateTable(p *preparer) *currentStateTable {
 	return &currentStateTable{
 		upsertCurrentState:      p.prepare(upsertCurrentStateSQL),
+		deleteCurrentState:      p.prepare(deleteCurrentStateSQL),
 		selectCurrentState:      p.prepare(selectCurrentStateSQL),
 		selectCurrentStateEvent: p.prepare(selectCurrentStateEventSQL),
 	}
@@ -44,6 +49,12 @@ func prepareCurrentStateTable(p *preparer) *currentStateTable {
 
 func (t *currentStateTable) UpsertCurrentState(ctx context.Context, tx *sql.Tx, room persistence.RoomNID, e stateEntry) error {
 	_, err := txStmt(ctx, tx, t.upsertCurrentState).ExecContext(ctx, room, e.Type, e.Key, e.Event)
+	return err
+}
+
+// DeleteCurrentState drops a tuple a state reset left out.
+func (t *currentStateTable) DeleteCurrentState(ctx context.Context, tx *sql.Tx, room persistence.RoomNID, tuple stateKeyTuple) error {
+	_, err := txStmt(ctx, tx, t.deleteCurrentState).ExecContext(ctx, room, tuple.Type, tuple.Key)
 	return err
 }
 

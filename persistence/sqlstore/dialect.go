@@ -13,8 +13,9 @@ import (
 // statements in this package are written once, in PostgreSQL's syntax with
 // two macros, and rewritten for the dialect in one place (Dialect.rewrite):
 //
-//   - {next_stream_pos} and {next_state_block_nid} become the dialect's
-//     expressions for the next stream position and state block NID;
+//   - {next_stream_pos}, {next_outlier_pos} and {next_state_block_nid}
+//     become the dialect's expressions for the next stream position, the
+//     next (negative) position of an outlier and the next state block NID;
 //   - IN_NIDS(column, $n) becomes the dialect's test of column against a
 //     list of NIDs passed as the one text parameter $n (see NIDList);
 //   - {skip_locked} ends a SELECT of rows to claim: FOR UPDATE SKIP LOCKED,
@@ -34,6 +35,9 @@ type Dialect struct {
 	// and increase with every evaluation that commits (concurrent
 	// transactions may commit out of order: the store tracks that).
 	NextStreamPos string
+	// NextOutlierPos is an SQL expression giving an outlier event its
+	// position: unique, below zero, where no stream read looks.
+	NextOutlierPos string
 	// NextStateBlockNID is an SQL expression giving a fresh state block NID.
 	NextStateBlockNID string
 	// InNIDs is a format with the column as %[1]s and the parameter as
@@ -103,6 +107,7 @@ func (d *Dialect) rewrite(query string) (string, error) {
 	}
 	q := strings.NewReplacer(
 		"{next_stream_pos}", d.NextStreamPos,
+		"{next_outlier_pos}", d.NextOutlierPos,
 		"{next_state_block_nid}", d.NextStateBlockNID,
 		"{skip_locked}", skipLocked,
 	).Replace(query)
@@ -123,7 +128,7 @@ func (d *Dialect) rewrite(query string) (string, error) {
 }
 
 func (d *Dialect) check() error {
-	if d.NextStreamPos == "" || d.NextStateBlockNID == "" || d.InNIDs == "" || d.NIDList == "" || d.FullText == 0 {
+	if d.NextStreamPos == "" || d.NextOutlierPos == "" || d.NextStateBlockNID == "" || d.InNIDs == "" || d.NIDList == "" || d.FullText == 0 {
 		return fmt.Errorf("sqlstore: %s dialect is incomplete", d.Name)
 	}
 	for i, m := range d.Migrations {

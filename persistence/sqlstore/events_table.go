@@ -31,6 +31,16 @@ INSERT INTO events (room_nid, event_id, event_type_nid, state_key_nid, depth, st
 VALUES ($1, $2, $3, $4, $5, {next_stream_pos}, $6, $7, $8, $9)
 RETURNING event_nid, stream_pos`
 
+// insertOutlierSQL stores an event outside the timeline: below zero, where
+// no stream read looks, with no state before it.
+const insertOutlierSQL = `
+INSERT INTO events (room_nid, event_id, event_type_nid, state_key_nid, depth, stream_pos,
+	origin_server_ts, sender, state_before_nid, event_json)
+VALUES ($1, $2, $3, $4, $5, {next_outlier_pos}, $6, $7, 0, $8)
+RETURNING event_nid, stream_pos`
+
+const selectEventPlaceSQL = "SELECT event_nid, stream_pos, room_nid FROM events WHERE event_id = $1"
+
 // selectMaxStreamPosSQL is the highest stored position of the one stream
 // that events, account data, receipts, to-device messages and device list
 // changes share.
@@ -77,6 +87,8 @@ ORDER BY r.room_nid`
 type eventsTable struct {
 	d                        *Dialect
 	insertEvent              *sql.Stmt
+	insertOutlier            *sql.Stmt
+	selectEventPlace         *sql.Stmt
 	selectMaxStreamPos       *sql.Stmt
 	selectEventByID          *sql.Stmt
 	bulkSelectEventsByNID    *sql.Stmt
@@ -91,6 +103,8 @@ func prepareEventsTable(p *preparer) *eventsTable {
 	return &eventsTable{
 		d:                        p.d,
 		insertEvent:              p.prepare(insertEventSQL),
+		insertOutlier:            p.prepare(insertOutlierSQL),
+		selectEventPlace:         p.prepare(selectEventPlaceSQL),
 		selectMaxStreamPos:       p.prepare(selectMaxStreamPosSQL),
 		selectEventByID:          p.prepare(selectEventByIDSQL),
 		bulkSelectEventsByNID:    p.prepare(bulkSelectEventsByNIDSQL),
@@ -123,6 +137,33 @@ func (t *eventsTable) InsertEvent(ctx context.Context, tx *sql.Tx, room persiste
 		return ins, fmt.Errorf("events: bad NID %d or stream position %d assigned", ins.NID, ins.StreamPos)
 	}
 	return ins, nil
+}
+
+// InsertOutlier stores an outlier (persistence.NewEvent.Outlier),
+// allocating its NID and negative position.
+func (t *eventsTable) InsertOutlier(ctx context.Context, tx *sql.Tx, room persistence.RoomNID, ev *persistence.NewEvent,
+	typeNID persistence.EventTypeNID, keyNID persistence.StateKeyNID,
+) (insertedEvent, error) {
+	var ins insertedEvent
+	err := txStmt(ctx, tx, t.insertOutlier).QueryRowContext(ctx,
+		room, ev.EventID, typeNID, keyNID, ev.Depth, ev.OriginServerTS, ev.Sender, string(ev.JSON),
+	).Scan(&ins.NID, &ins.StreamPos)
+	if err != nil {
+		return ins, err
+	}
+	if ins.NID <= 0 || ins.StreamPos >= 0 {
+		return ins, fmt.Errorf("events: bad NID %d or outlier position %d assigned", ins.NID, ins.StreamPos)
+	}
+	return ins, nil
+}
+
+// SelectEventPlace returns where a stored event is: its NID, position and
+// room; sql.ErrNoRows for an unknown event.
+func (t *eventsTable) SelectEventPlace(ctx context.Context, tx *sql.Tx, eventID string) (insertedEvent, persistence.RoomNID, error) {
+	var ins insertedEvent
+	var room persistence.RoomNID
+	err := txStmt(ctx, tx, t.selectEventPlace).QueryRowContext(ctx, eventID).Scan(&ins.NID, &ins.StreamPos, &room)
+	return ins, room, err
 }
 
 // SelectMaxStreamPos is the highest committed stream position.

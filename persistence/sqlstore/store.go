@@ -47,6 +47,7 @@ type Store struct {
 	currentState   *currentStateTable
 	memberships    *membershipsTable
 	txnIDs         *txnIDsTable
+	rejectedEvents *rejectedEventsTable
 	accountData    *accountDataTable
 	receipts       *receiptsTable
 	redactions     *redactionsTable
@@ -110,6 +111,7 @@ func Open(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	s.currentState = prepareCurrentStateTable(p)
 	s.memberships = prepareMembershipsTable(p)
 	s.txnIDs = prepareTxnIDsTable(p)
+	s.rejectedEvents = prepareRejectedEventsTable(p)
 	s.accountData = prepareAccountDataTable(p)
 	s.receipts = prepareReceiptsTable(p)
 	s.redactions = prepareRedactionsTable(p)

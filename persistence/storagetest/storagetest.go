@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"KeyBackupVersionsAreNeverReused", testKeyBackupVersions},
 		{"KeyBackupKeepsTheBetterKeyOfASession", testKeyBackupSessions},
 		{"RedactionsMarkTheEventTheyRedact", testRedactions},
+		{"OutliersAndStateResets", testOutliersAndStateResets},
 		{"RelationsAreFoundByParentRelTypeAndEventType", testRelations},
 		{"ThreadsListByLatestReply", testThreads},
 		{"BundledRelationsOfAPage", testBundledRelations},
