@@ -56,6 +56,7 @@ type Store interface {
 	Directory
 	ServerKeyStore
 	PusherStore
+	FederationQueue
 	// MaxStreamPos is the highest position below which every event is
 	// committed and readable: a reader bounded by it never misses an event
 	// that commits later with a lower position.
@@ -178,6 +179,9 @@ type NewEvent struct {
 	// that brings a room joined over federation its state. Every event it
 	// names must be stored already or come earlier in the batch.
 	StateBefore []StateRef
+	// Destinations are the remote servers the event is to be sent to: the
+	// commit queues it for each (FederationQueue), duplicates once.
+	Destinations []string
 }
 
 // StateRef names the event that is the state for (Type, StateKey) in a

@@ -18,6 +18,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 11, Name: "event search", SQL: schemaV11},
 	{Version: 12, Name: "pushers", SQL: schemaV12},
 	{Version: 13, Name: "outlier events, rejected events", SQL: schemaV13},
+	{Version: 14, Name: "outbound federation queue", SQL: schemaV14},
 }
 
 const schemaV1 = `
@@ -458,4 +459,21 @@ CREATE TABLE rejected_events (
 	room_nid BIGINT NOT NULL,
 	reason   TEXT NOT NULL
 );
+`
+
+// schemaV14 adds the outbound federation queue: what each remote server
+// has yet to be sent, oldest first by seq. A PDU row names its event
+// (event_nid, the JSON is the event's); an EDU row (event_nid 0) carries
+// its type and content. The partial index finds a destination's EDUs
+// without walking its PDUs.
+const schemaV14 = `
+CREATE TABLE federation_queue (
+	seq         BIGSERIAL PRIMARY KEY,
+	destination TEXT NOT NULL,
+	event_nid   BIGINT NOT NULL,
+	edu_type    TEXT NOT NULL,
+	edu_content TEXT NOT NULL
+);
+CREATE INDEX federation_queue_destination_idx ON federation_queue (destination, seq);
+CREATE INDEX federation_queue_edus_idx ON federation_queue (destination, seq) WHERE event_nid = 0;
 `

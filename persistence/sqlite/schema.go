@@ -18,6 +18,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 11, Name: "event search", SQL: schemaV11},
 	{Version: 12, Name: "pushers", SQL: schemaV12},
 	{Version: 13, Name: "outlier events, rejected events", SQL: schemaV13},
+	{Version: 14, Name: "outbound federation queue", SQL: schemaV14},
 }
 
 // Tables keyed by a composite primary key are WITHOUT ROWID: the key is the
@@ -479,4 +480,22 @@ CREATE TABLE rejected_events (
 	room_nid INTEGER NOT NULL,
 	reason   TEXT NOT NULL
 ) WITHOUT ROWID;
+`
+
+// schemaV14 adds the outbound federation queue: what each remote server
+// has yet to be sent, oldest first by seq. A PDU row names its event
+// (event_nid, the JSON is the event's); an EDU row (event_nid 0) carries
+// its type and content. The partial index finds a destination's EDUs
+// without walking its PDUs. AUTOINCREMENT keeps a deleted row's seq from
+// being handed out again.
+const schemaV14 = `
+CREATE TABLE federation_queue (
+	seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+	destination TEXT NOT NULL,
+	event_nid   INTEGER NOT NULL,
+	edu_type    TEXT NOT NULL,
+	edu_content TEXT NOT NULL
+);
+CREATE INDEX federation_queue_destination_idx ON federation_queue (destination, seq);
+CREATE INDEX federation_queue_edus_idx ON federation_queue (destination, seq) WHERE event_nid = 0;
 `

@@ -125,6 +125,8 @@ func checkCommitRequest(req *persistence.CommitRequest) error {
 			return fmt.Errorf("event %s has a membership but no state key", ev.EventID)
 		case ev.Txn != nil && (ev.Txn.UserID == "" || ev.Txn.TxnID == ""):
 			return fmt.Errorf("event %s has an incomplete txn key", ev.EventID)
+		case checkDestinations(ev.Destinations) != nil:
+			return fmt.Errorf("event %s has an empty destination", ev.EventID)
 		}
 	}
 	return nil
@@ -216,6 +218,9 @@ func (c *commit) run(ctx context.Context, tx *sql.Tx) error {
 			if err := s.relations.InsertRelation(ctx, tx, ins.NID, c.room, parent, relType, ev.Type, ins.StreamPos); err != nil {
 				return fmt.Errorf("relation of %s: %w", ev.EventID, err)
 			}
+		}
+		if err := s.federationQueue.InsertQueuedPDUs(ctx, tx, ev.Destinations, ins.NID); err != nil {
+			return fmt.Errorf("queue %s for federation: %w", ev.EventID, err)
 		}
 	}
 	for _, r := range req.Rejected {

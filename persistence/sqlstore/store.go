@@ -69,6 +69,8 @@ type Store struct {
 	serverKeyResponses *serverKeyResponsesTable
 	// Pushers (pushers.go).
 	pushers *pushersTable
+	// The outbound federation queue (federationqueue.go).
+	federationQueue *federationQueueTable
 
 	// Cross-signing (crosssigning.go) and key backup (keybackup.go).
 	crossSigningKeys       *crossSigningKeysTable
@@ -134,6 +136,7 @@ func Open(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	s.serverKeys = prepareServerKeysTable(p)
 	s.serverKeyResponses = prepareServerKeyResponsesTable(p)
 	s.pushers = preparePushersTable(p)
+	s.federationQueue = prepareFederationQueueTable(p)
 	s.stmts = p.stmts
 	if p.err != nil {
 		s.closeStmts()

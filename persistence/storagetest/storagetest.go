@@ -81,6 +81,8 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"PushersAreUniquePerAppAndPushkeyAndGoWithTheirDevice", testPushers},
 		{"PushersOfJoinedMembersAreOneQuery", testPushersOfJoinedMembers},
 		{"EventsInRoomsReadNewestFirst", testEventsInRooms},
+		{"FederationQueueKeepsEachDestinationsPDUsAndEDUsInOrder", testFederationQueue},
+		{"FederationQueueHoldsOnlyCommittedEvents", testFederationQueueOnlyCommitted},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
