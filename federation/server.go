@@ -8,6 +8,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/soma-chat/soma/actors"
 	"github.com/soma-chat/soma/persistence"
 )
 
@@ -22,6 +23,13 @@ type ServerOptions struct {
 	Self     *Identity
 	KeyRing  *KeyRing
 	Profiles ProfileReader
+	// Rooms delivers commands to room actors; RoomEvents reads rooms'
+	// stored events. Without them the room endpoints are not served.
+	Rooms      actors.RoomRouter
+	RoomEvents RoomEvents
+	// Missing fetches the events a remote event refers to that this
+	// server lacks (nil: none are fetched).
+	Missing *MissingEvents
 	// Version is what GET /_matrix/federation/v1/version reports.
 	Version string
 	Log     zerolog.Logger
@@ -31,12 +39,16 @@ type ServerOptions struct {
 // key endpoints (unauthenticated, as the spec has them) and the federation
 // endpoints behind the X-Matrix middleware.
 type Server struct {
-	self     *Identity
-	keys     *KeyRing
-	profiles ProfileReader
-	version  string
-	log      zerolog.Logger
-	now      func() time.Time
+	self       *Identity
+	keys       *KeyRing
+	profiles   ProfileReader
+	rooms      actors.RoomRouter
+	roomEvents RoomEvents
+	missing    *MissingEvents
+	txns       *txnResults
+	version    string
+	log        zerolog.Logger
+	now        func() time.Time
 }
 
 // NewServer wires the inbound API; Handler returns its routes.
@@ -44,7 +56,11 @@ func NewServer(opts ServerOptions) *Server {
 	if opts.Version == "" {
 		opts.Version = "dev"
 	}
-	return &Server{self: opts.Self, keys: opts.KeyRing, profiles: opts.Profiles, version: opts.Version, log: opts.Log, now: time.Now}
+	return &Server{
+		self: opts.Self, keys: opts.KeyRing, profiles: opts.Profiles,
+		rooms: opts.Rooms, roomEvents: opts.RoomEvents, missing: opts.Missing, txns: newTxnResults(),
+		version: opts.Version, log: opts.Log, now: time.Now,
+	}
 }
 
 // Handler returns the federation listener's routes.
@@ -67,8 +83,18 @@ func (s *Server) Handler() http.Handler {
 		r.Group(func(r chi.Router) {
 			r.Use(s.requireXMatrix)
 			r.Get("/query/profile", s.queryProfile)
+			if s.rooms != nil && s.roomEvents != nil {
+				r.Get("/make_join/{roomId}/{userId}", s.makeJoin)
+				r.Put("/send/{txnId}", s.send)
+			}
 		})
 	})
+	if s.rooms != nil && s.roomEvents != nil {
+		r.Route("/_matrix/federation/v2", func(r chi.Router) {
+			r.Use(s.requireXMatrix)
+			r.Put("/send_join/{roomId}/{eventId}", s.sendJoin)
+		})
+	}
 	return r
 }
 

@@ -138,6 +138,21 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *flushBatch:
 		a.flushQueued = false
 		a.flush(ctx)
+	case *messages.InputEvents:
+		a.lastActive = time.Now()
+		a.flush(ctx)
+		a.respond(ctx, func() proto.Message { return a.input(msg) },
+			func(e *messages.Error) proto.Message { return &messages.InputEventsReply{Error: e} })
+	case *messages.JoinRemoteRoom:
+		a.lastActive = time.Now()
+		a.flush(ctx)
+		a.respond(ctx, func() proto.Message { return a.joinRemote(msg) },
+			func(e *messages.Error) proto.Message { return &messages.JoinRemoteRoomReply{Error: e} })
+	case *messages.MakeMembership:
+		a.lastActive = time.Now()
+		a.flush(ctx)
+		a.respond(ctx, func() proto.Message { return a.makeMembership(msg) },
+			func(e *messages.Error) proto.Message { return &messages.MakeMembershipReply{Error: e} })
 	case *messages.InspectRoom:
 		a.respond(ctx, func() proto.Message { return a.inspect() },
 			func(e *messages.Error) proto.Message { return &messages.RoomInspection{RoomId: a.roomID, Error: e} })
@@ -206,10 +221,13 @@ func (a *Actor) scheduleIdleCheck(ctx actor.Context, d time.Duration) {
 	a.idleTimer = time.AfterFunc(d, func() { system.Root.Send(self, &idleCheck{}) })
 }
 
+// defaultStoreTimeout bounds a storage call when Deps.StoreTimeout is 0.
+const defaultStoreTimeout = 30 * time.Second
+
 func (a *Actor) storeContext() (context.Context, context.CancelFunc) {
 	d := a.deps.StoreTimeout
 	if d == 0 {
-		d = 30 * time.Second
+		d = defaultStoreTimeout
 	}
 	return context.WithTimeout(context.Background(), d)
 }
@@ -285,24 +303,36 @@ func (a *Actor) create(msg *messages.CreateRoom) *messages.CreateRoomReply {
 // reloaded from storage on the next command, so memory never runs ahead of
 // what is durable.
 func (a *Actor) commit(r *Room, newRoom *persistence.NewRoom, events []gomatrixserverlib.PDU, txns []*persistence.TxnKey) (*persistence.CommitResult, *Error) {
-	req := persistence.CommitRequest{
-		NewRoom: newRoom, RoomNID: r.NID, Epoch: r.Epoch,
-		Snapshot: r.Snapshot, Blocks: r.Blocks,
-		Events: make([]persistence.NewEvent, len(events)),
-	}
-	var users []string
+	req := persistence.CommitRequest{NewRoom: newRoom, Events: make([]persistence.NewEvent, len(events))}
 	for i, ev := range events {
 		var txn *persistence.TxnKey
 		if i < len(txns) {
 			txn = txns[i]
 		}
 		req.Events[i] = newEventRecord(ev, txn)
-		if ev.Type() == spec.MRoomMember && ev.StateKey() != nil {
-			users = append(users, *ev.StateKey())
+	}
+	return a.commitRequest(r, req)
+}
+
+// commitRequest completes req with r's head (the fence, the state it
+// builds on, the extremities and depth r has reached), stores it and, on
+// success, makes r the live room and publishes the advance.
+func (a *Actor) commitRequest(r *Room, req persistence.CommitRequest) (*persistence.CommitResult, *Error) {
+	if req.NewRoom == nil {
+		req.RoomNID, req.Epoch, req.Snapshot, req.Blocks = r.NID, r.Epoch, r.Snapshot, r.Blocks
+	}
+	req.Extremities, req.Depth = append([]string{}, r.Extremities...), r.Depth
+	var users []string
+	for _, ev := range req.Events {
+		if ev.Membership != "" && !ev.Outlier {
+			users = append(users, *ev.StateKey)
 		}
 	}
-	last := events[len(events)-1]
-	req.Extremities, req.Depth = []string{last.EventID()}, last.Depth()
+	for _, ref := range req.StateAfter {
+		if ref.Membership != "" {
+			users = append(users, ref.StateKey)
+		}
+	}
 
 	ctx, cancel := a.storeContext()
 	defer cancel()
@@ -324,9 +354,9 @@ func (a *Actor) commit(r *Room, newRoom *persistence.NewRoom, events []gomatrixs
 	}
 	r.NID, r.Epoch, r.Snapshot, r.Blocks = res.RoomNID, res.Epoch, res.Snapshot, res.Blocks
 	a.room = r
-	a.stats.ObserveCommit(len(events), time.Since(start))
+	a.stats.ObserveCommit(len(req.Events), time.Since(start))
 	a.publishHead()
-	if a.deps.Publish != nil {
+	if a.deps.Publish != nil && res.LastStream > 0 {
 		a.deps.Publish(&messages.RoomAdvanced{RoomId: a.roomID, StreamPos: int64(res.LastStream), Users: users})
 	}
 	return res, nil
