@@ -219,9 +219,12 @@ type membershipBody struct {
 func (s *Server) membershipHandler(action string) handlerFunc {
 	return func(r *http.Request) (int, any, error) {
 		c := callerFrom(r.Context())
-		roomID := pathParam(r, "roomId")
+		roomID, alias := pathParam(r, "roomId"), ""
 		if roomID == "" {
 			var err error
+			if alias = pathParam(r, "roomIdOrAlias"); !strings.HasPrefix(alias, "#") {
+				alias = ""
+			}
 			if roomID, err = s.roomIDOrAlias(r.Context(), pathParam(r, "roomIdOrAlias")); err != nil {
 				return 0, nil, err
 			}
@@ -274,6 +277,15 @@ func (s *Server) membershipHandler(action string) handlerFunc {
 			}
 			if p.AvatarURL != "" {
 				content["avatar_url"] = p.AvatarURL
+			}
+		}
+		if action == "join" {
+			remote, err := s.needsRemoteJoin(r.Context(), roomID)
+			if err != nil {
+				return 0, nil, err
+			}
+			if remote {
+				return s.joinRemote(r, roomID, alias, c.UserID, content)
 			}
 		}
 		b, _ := json.Marshal(content)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -23,6 +24,9 @@ type Deps struct {
 	Signer *Signer
 	// Publish tells the node's sync notifier that a room advanced.
 	Publish func(*messages.RoomAdvanced)
+	// WakeSenders tells the federation senders of these servers that a
+	// commit queued events for them (nil without federation).
+	WakeSenders func(destinations ...string)
 	// Passivate asks the router whether this activation may stop now (no
 	// request is on its way to it); true means the router forgot it.
 	Passivate func(roomID string, self *actor.PID) bool
@@ -287,7 +291,7 @@ func (a *Actor) create(msg *messages.CreateRoom) *messages.CreateRoomReply {
 		r.Apply(ev)
 		built = append(built, ev)
 	}
-	res, e := a.commit(r, &persistence.NewRoom{RoomID: a.roomID, Version: msg.RoomVersion}, built, nil)
+	res, e := a.commit(r, &persistence.NewRoom{RoomID: a.roomID, Version: msg.RoomVersion}, built, nil, nil)
 	if e != nil {
 		return &messages.CreateRoomReply{Error: e.Proto()}
 	}
@@ -302,7 +306,7 @@ func (a *Actor) create(msg *messages.CreateRoom) *messages.CreateRoomReply {
 // room and publishes the advance. On failure the live room is dropped and
 // reloaded from storage on the next command, so memory never runs ahead of
 // what is durable.
-func (a *Actor) commit(r *Room, newRoom *persistence.NewRoom, events []gomatrixserverlib.PDU, txns []*persistence.TxnKey) (*persistence.CommitResult, *Error) {
+func (a *Actor) commit(r *Room, newRoom *persistence.NewRoom, events []gomatrixserverlib.PDU, txns []*persistence.TxnKey, dests [][]string) (*persistence.CommitResult, *Error) {
 	req := persistence.CommitRequest{NewRoom: newRoom, Events: make([]persistence.NewEvent, len(events))}
 	for i, ev := range events {
 		var txn *persistence.TxnKey
@@ -310,6 +314,9 @@ func (a *Actor) commit(r *Room, newRoom *persistence.NewRoom, events []gomatrixs
 			txn = txns[i]
 		}
 		req.Events[i] = newEventRecord(ev, txn)
+		if i < len(dests) {
+			req.Events[i].Destinations = dests[i]
+		}
 	}
 	return a.commitRequest(r, req)
 }
@@ -359,7 +366,31 @@ func (a *Actor) commitRequest(r *Room, req persistence.CommitRequest) (*persiste
 	if a.deps.Publish != nil && res.LastStream > 0 {
 		a.deps.Publish(&messages.RoomAdvanced{RoomId: a.roomID, StreamPos: int64(res.LastStream), Users: users})
 	}
+	if a.deps.WakeSenders != nil {
+		var dests []string
+		for _, ev := range req.Events {
+			dests = append(dests, ev.Destinations...)
+		}
+		if len(dests) > 0 {
+			slices.Sort(dests)
+			a.deps.WakeSenders(slices.Compact(dests)...)
+		}
+	}
 	return res, nil
+}
+
+// destinations are the servers a new event of the room goes to: those
+// with members joined before it, and the server of a member event's
+// target (an invited or kicked user's), but never this one.
+func (a *Actor) destinations(ev gomatrixserverlib.PDU, skip ...string) []string {
+	servers := a.room.Members.Servers()
+	if ev.Type() == spec.MRoomMember && ev.StateKey() != nil {
+		servers = append(servers, serverOf(*ev.StateKey()))
+	}
+	skip = append(skip, string(a.deps.Signer.ServerName))
+	servers = slices.DeleteFunc(servers, func(s string) bool { return slices.Contains(skip, s) })
+	slices.Sort(servers)
+	return slices.Compact(servers)
 }
 
 func newEventRecord(ev gomatrixserverlib.PDU, txn *persistence.TxnKey) persistence.NewEvent {

@@ -97,6 +97,7 @@ func (a *Actor) sendBatch(batch []pendingSend) []*messages.SendEventReply {
 		owners []int                          // built[k] answers batch[owners[k]]
 		inTxn  = map[persistence.TxnKey]int{} // txn → its index in built
 		dups   = map[int]int{}                // batch index → index in built it repeats
+		dests  [][]string                     // built[k] goes to dests[k]
 	)
 	now := a.deps.Now()
 	for i, p := range batch {
@@ -133,6 +134,7 @@ func (a *Actor) sendBatch(batch []pendingSend) []*messages.SendEventReply {
 			replies[i] = &messages.SendEventReply{Error: asError(err, a.log).Proto()}
 			continue
 		}
+		dests = append(dests, a.destinations(ev))
 		// The next send builds on this one; if the commit fails, the room
 		// is reloaded from storage.
 		a.room.Apply(ev)
@@ -144,7 +146,7 @@ func (a *Actor) sendBatch(batch []pendingSend) []*messages.SendEventReply {
 	if len(built) == 0 {
 		return replies
 	}
-	res, e := a.commit(a.room, nil, built, txns)
+	res, e := a.commit(a.room, nil, built, txns, dests)
 	for k, i := range owners {
 		if e != nil {
 			replies[i] = &messages.SendEventReply{Error: e.Proto()}

@@ -28,6 +28,10 @@ import (
 // input handles one InputEvents command, committing each accepted event
 // on its own.
 func (a *Actor) input(msg *messages.InputEvents) *messages.InputEventsReply {
+	relayFrom := "" // a server to leave out, or none when not relaying
+	if msg.Relay {
+		relayFrom = msg.Origin
+	}
 	if a.moved {
 		return &messages.InputEventsReply{Error: errRoomMoved.Proto()}
 	}
@@ -36,7 +40,7 @@ func (a *Actor) input(msg *messages.InputEvents) *messages.InputEventsReply {
 	}
 	reply := &messages.InputEventsReply{}
 	for _, in := range msg.Events {
-		res, pos, e := a.inputOne(in)
+		res, pos, e := a.inputOne(in, msg.Relay, relayFrom)
 		if e != nil {
 			reply.Error = e.Proto()
 			return reply
@@ -49,7 +53,7 @@ func (a *Actor) input(msg *messages.InputEvents) *messages.InputEventsReply {
 
 // inputOne checks and stores one remote event. An error is the room's own
 // failure (storage); a refusal of the event is a result.
-func (a *Actor) inputOne(in *messages.InputEvent) (*messages.InputResult, int64, *Error) {
+func (a *Actor) inputOne(in *messages.InputEvent, relay bool, origin string) (*messages.InputResult, int64, *Error) {
 	r := a.room
 	ev, err := r.Version.NewEventFromUntrustedJSON(in.Json)
 	if err != nil {
@@ -122,7 +126,11 @@ func (a *Actor) inputOne(in *messages.InputEvent) (*messages.InputResult, int64,
 		res.SoftFailed = true
 		return a.storeOutlier(ev, res)
 	}
-	return a.accept(ev, before, res, f)
+	var dests []string
+	if relay {
+		dests = a.destinations(ev, origin)
+	}
+	return a.accept(ev, before, res, f, dests)
 }
 
 // alreadyHave answers for an event stored or rejected before.
@@ -146,8 +154,9 @@ func (a *Actor) alreadyHave(eventID string, res *messages.InputResult) (bool, *E
 	}
 }
 
-// accept makes ev, allowed by before, part of the room's history.
-func (a *Actor) accept(ev gomatrixserverlib.PDU, before State, res *messages.InputResult, f *eventFetcher) (*messages.InputResult, int64, *Error) {
+// accept makes ev, allowed by before, part of the room's history, and
+// queues it for dests.
+func (a *Actor) accept(ev gomatrixserverlib.PDU, before State, res *messages.InputResult, f *eventFetcher, dests []string) (*messages.InputResult, int64, *Error) {
 	r := a.room
 	after := before.clone()
 	after.apply(ev)
@@ -172,6 +181,7 @@ func (a *Actor) accept(ev gomatrixserverlib.PDU, before State, res *messages.Inp
 	}
 
 	record := newEventRecord(ev, nil)
+	record.Destinations = dests
 	// The usual case, an event on the room's head, advances the stored
 	// state by itself; anything else names its state whole.
 	onHead := sameState(before, r.State)

@@ -13,6 +13,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/rs/zerolog"
 
+	"github.com/soma-chat/soma/actors"
 	"github.com/soma-chat/soma/config"
 	"github.com/soma-chat/soma/federation"
 	"github.com/soma-chat/soma/httpapi"
@@ -23,6 +24,7 @@ import (
 // and the TLS listener serving the Server-Server API.
 type federationNode struct {
 	client *federation.Client
+	joiner *federation.Joiner
 	http   *http.Server
 	addr   net.Addr
 }
@@ -30,7 +32,7 @@ type federationNode struct {
 // startFederation starts the federation listener, or does nothing (nil)
 // when federation.listen is empty: a server others cannot reach cannot
 // have its signatures checked, so it makes no outbound requests either.
-func startFederation(cfg *config.Config, key *federation.SigningKey, store persistence.Store, base context.Context, log zerolog.Logger, failed chan<- error) (*federationNode, error) {
+func startFederation(cfg *config.Config, key *federation.SigningKey, store persistence.Store, rooms actors.RoomRouter, base context.Context, log zerolog.Logger, failed chan<- error) (*federationNode, error) {
 	fc := cfg.Federation
 	if fc.Listen == "" {
 		return nil, nil
@@ -49,13 +51,17 @@ func startFederation(cfg *config.Config, key *federation.SigningKey, store persi
 	}
 	client := federation.NewClient(self, federation.ClientOptions{SkipTLSVerify: fc.SkipTLSVerify, AllowPrivateNetworks: fc.AllowPrivateNetworks})
 	keyRing := federation.NewKeyRing(self, store, client, log)
-	api := federation.NewServer(federation.ServerOptions{Self: self, KeyRing: keyRing, Profiles: store, Log: log})
+	api := federation.NewServer(federation.ServerOptions{
+		Self: self, KeyRing: keyRing, Profiles: store,
+		Rooms: rooms, RoomEvents: store, Missing: federation.NewMissingEvents(client, keyRing, store),
+		Log: log,
+	})
 
 	ln, err := net.Listen("tcp", fc.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("federation listener: %w", err)
 	}
-	f := &federationNode{client: client, addr: ln.Addr()}
+	f := &federationNode{client: client, joiner: federation.NewJoiner(self, client, keyRing, rooms, log), addr: ln.Addr()}
 	f.http = &http.Server{
 		Handler:           api.Handler(),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
@@ -84,6 +90,14 @@ func (f *federationNode) remoteProfiles() httpapi.RemoteProfiles {
 		return nil
 	}
 	return f.client
+}
+
+// remoteJoiner joins local users to remote rooms: none without federation.
+func (f *federationNode) remoteJoiner() httpapi.RemoteJoiner {
+	if f == nil {
+		return nil
+	}
+	return f.joiner
 }
 
 func (f *federationNode) shutdown(ctx context.Context, log zerolog.Logger) {

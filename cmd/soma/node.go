@@ -121,7 +121,7 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 	}}
 	base, cancelRequests := context.WithCancel(context.Background())
 	n.cancelRequests = cancelRequests
-	if n.fed, err = startFederation(cfg, key, store, base, log, n.failed); err != nil {
+	if n.fed, err = startFederation(cfg, key, store, router, base, log, n.failed); err != nil {
 		n.closeStorage()
 		return nil, err
 	}
@@ -152,6 +152,7 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 		Presence:                 presence,
 		Media:                    httpapi.MediaOptions{Files: mediaFiles, MaxUploadSize: cfg.Media.MaxUploadSize},
 		RemoteProfiles:           n.fed.remoteProfiles(),
+		RemoteJoiner:             n.fed.remoteJoiner(),
 		WellKnownServer:          cfg.Federation.WellKnownServer,
 	}, store, router, notifier, log)
 
