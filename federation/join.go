@@ -97,38 +97,12 @@ func (s *Server) membershipParams(w http.ResponseWriter, r *http.Request) (roomI
 // PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}
 func (s *Server) sendJoin(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	roomID, eventID := chi.URLParam(r, "roomId"), chi.URLParam(r, "eventId")
-	_, version, err := s.roomEvents.RoomInfo(ctx, roomID)
-	if errors.Is(err, persistence.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "M_NOT_FOUND", "This server is not in the room")
-		return
-	}
-	if err != nil {
-		s.internalError(w, r, err, "reading the room")
-		return
-	}
-	ev, ok := s.readPDU(w, r, version)
+	ev, ok := s.readMembershipEvent(w, r, spec.Join)
 	if !ok {
 		return
 	}
-	origin := OriginFrom(ctx)
-	membership, _ := ev.Membership()
-	switch {
-	case ev.EventID() != eventID || ev.RoomID().String() != roomID:
-		writeError(w, http.StatusBadRequest, "M_BAD_JSON", "The event is not the one the path names")
-		return
-	case ev.Type() != spec.MRoomMember || membership != spec.Join || ev.StateKey() == nil || *ev.StateKey() != string(ev.SenderID()):
-		writeError(w, http.StatusBadRequest, "M_BAD_JSON", "The event is not a join of its sender")
-		return
-	case senderServer(ev) != origin:
-		writeError(w, http.StatusForbidden, "M_FORBIDDEN", "The joining user is not of the requesting server")
-		return
-	}
-	if err := gomatrixserverlib.VerifyEventSignatures(ctx, ev, s.keys, userIDForSender); err != nil {
-		writeError(w, http.StatusForbidden, "M_FORBIDDEN", "The event's signatures do not verify: "+err.Error())
-		return
-	}
-	res, ok := s.inputOne(w, r, roomID, origin, ev)
+	roomID, version := ev.RoomID().String(), string(ev.Version())
+	res, ok := s.inputOne(w, r, roomID, OriginFrom(ctx), ev)
 	if !ok {
 		return
 	}
@@ -302,8 +276,10 @@ func writeRoomError(w http.ResponseWriter, e *messages.Error) {
 	writeError(w, status, e.Errcode, e.Message)
 }
 
-// Joiner joins local users to rooms on other servers.
-type Joiner struct {
+// Memberships changes local users' memberships of rooms on other servers
+// (and of remote users in rooms here, for invites): the Server-Server
+// API's join, leave and invite handshakes.
+type Memberships struct {
 	self   *Identity
 	client *Client
 	keys   *KeyRing
@@ -311,9 +287,9 @@ type Joiner struct {
 	log    zerolog.Logger
 }
 
-// NewJoiner wires the outbound join.
-func NewJoiner(self *Identity, client *Client, keys *KeyRing, rooms actors.RoomRouter, log zerolog.Logger) *Joiner {
-	return &Joiner{self: self, client: client, keys: keys, rooms: rooms, log: log}
+// NewMemberships wires the outbound membership handshakes.
+func NewMemberships(self *Identity, client *Client, keys *KeyRing, rooms actors.RoomRouter, log zerolog.Logger) *Memberships {
+	return &Memberships{self: self, client: client, keys: keys, rooms: rooms, log: log}
 }
 
 // ErrJoinFailed wraps the reasons no server let the user join.
@@ -326,37 +302,48 @@ var ErrUnsupportedRoomVersion = errors.New("federation: the room's version is no
 // Join joins userID (local) to roomID through the first of servers that
 // lets it, with content as the join's content (membership is set), and
 // returns the join's event ID once the room is stored here.
-func (j *Joiner) Join(ctx context.Context, roomID, userID string, content map[string]any, servers []spec.ServerName) (string, error) {
+func (j *Memberships) Join(ctx context.Context, roomID, userID string, content map[string]any, servers []spec.ServerName) (string, error) {
+	id, err := firstServer(servers, j.self.ServerName, func(server spec.ServerName) (string, error) {
+		return j.joinVia(ctx, roomID, userID, content, server)
+	}, j.log.With().Str("room_id", roomID).Logger())
+	if err != nil && !errors.Is(err, ErrUnsupportedRoomVersion) {
+		err = fmt.Errorf("%w: %w", ErrJoinFailed, err)
+	}
+	return id, err
+}
+
+// firstServer tries servers (but self) in turn until one does, and
+// returns all their errors otherwise; an unsupported room version ends
+// the search.
+func firstServer(servers []spec.ServerName, self spec.ServerName, try func(spec.ServerName) (string, error), log zerolog.Logger) (string, error) {
 	var errs []error
 	for _, server := range servers {
-		if server == j.self.ServerName {
+		if server == self {
 			continue
 		}
-		id, err := j.joinVia(ctx, roomID, userID, content, server)
+		id, err := try(server)
 		if err == nil {
 			return id, nil
 		}
 		if errors.Is(err, ErrUnsupportedRoomVersion) {
 			return "", err
 		}
-		j.log.Info().Err(err).Str("room_id", roomID).Str("server", string(server)).Msg("joining through this server failed")
+		log.Info().Err(err).Str("server", string(server)).Msg("a membership handshake through this server failed")
 		errs = append(errs, fmt.Errorf("%s: %w", server, err))
 	}
-	return "", fmt.Errorf("%w: %w", ErrJoinFailed, errors.Join(errs...))
+	if len(errs) == 0 {
+		return "", errors.New("no server to try")
+	}
+	return "", errors.Join(errs...)
 }
 
-func (j *Joiner) joinVia(ctx context.Context, roomID, userID string, content map[string]any, server spec.ServerName) (string, error) {
-	fed := j.client.fed
-	made, err := fed.MakeJoin(ctx, j.self.ServerName, server, roomID, userID)
-	if err != nil {
-		return "", remoteError("make_join", err)
-	}
-	version := made.RoomVersion
+// fromTemplate signs the membership event a resident server's make_join
+// or make_leave template describes, for userID with content.
+func (j *Memberships) fromTemplate(roomID, userID, membership string, proto gomatrixserverlib.ProtoEvent, version gomatrixserverlib.RoomVersion, content map[string]any) (gomatrixserverlib.PDU, error) {
 	if !rooms.SupportedVersions[string(version)] {
-		return "", fmt.Errorf("%w: %q", ErrUnsupportedRoomVersion, version)
+		return nil, fmt.Errorf("%w: %q", ErrUnsupportedRoomVersion, version)
 	}
 	verImpl := gomatrixserverlib.MustGetRoomVersion(version)
-	proto := made.JoinEvent
 	proto.Type, proto.RoomID, proto.Redacts = spec.MRoomMember, roomID, ""
 	proto.SenderID, proto.StateKey = userID, &userID
 	merged := map[string]any{}
@@ -364,19 +351,33 @@ func (j *Joiner) joinVia(ctx context.Context, roomID, userID string, content map
 	for k, v := range content {
 		merged[k] = v
 	}
-	merged["membership"] = spec.Join
+	merged["membership"] = membership
 	builder := verImpl.NewEventBuilderFromProtoEvent(&proto)
 	if err := builder.SetContent(merged); err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := builder.SetUnsigned(struct{}{}); err != nil {
+		return nil, err
+	}
+	ev, err := builder.Build(time.Now(), j.self.ServerName, j.self.Key.KeyID, j.self.Key.Private)
+	if err != nil {
+		return nil, fmt.Errorf("building the %s: %w", membership, err)
+	}
+	return ev, nil
+}
+
+func (j *Memberships) joinVia(ctx context.Context, roomID, userID string, content map[string]any, server spec.ServerName) (string, error) {
+	fed := j.client.fed
+	made, err := fed.MakeJoin(ctx, j.self.ServerName, server, roomID, userID)
+	if err != nil {
+		return "", remoteError("make_join", err)
+	}
+	version := made.RoomVersion
+	join, err := j.fromTemplate(roomID, userID, spec.Join, made.JoinEvent, version, content)
+	if err != nil {
 		return "", err
 	}
-	key := j.self.Key
-	join, err := builder.Build(time.Now(), j.self.ServerName, key.KeyID, key.Private)
-	if err != nil {
-		return "", fmt.Errorf("building the join: %w", err)
-	}
+	verImpl := gomatrixserverlib.MustGetRoomVersion(version)
 	sent, err := fed.SendJoin(ctx, j.self.ServerName, server, join)
 	if err != nil {
 		return "", remoteError("send_join", err)

@@ -27,6 +27,8 @@ type ServerOptions struct {
 	// stored events. Without them the room endpoints are not served.
 	Rooms      actors.RoomRouter
 	RoomEvents RoomEvents
+	// Accounts says which local users exist (the invitees of invites).
+	Accounts AccountChecker
 	// Missing fetches the events a remote event refers to that this
 	// server lacks (nil: none are fetched).
 	Missing *MissingEvents
@@ -44,6 +46,7 @@ type Server struct {
 	profiles   ProfileReader
 	rooms      actors.RoomRouter
 	roomEvents RoomEvents
+	accounts   AccountChecker
 	missing    *MissingEvents
 	txns       *txnResults
 	version    string
@@ -58,7 +61,7 @@ func NewServer(opts ServerOptions) *Server {
 	}
 	return &Server{
 		self: opts.Self, keys: opts.KeyRing, profiles: opts.Profiles,
-		rooms: opts.Rooms, roomEvents: opts.RoomEvents, missing: opts.Missing, txns: newTxnResults(),
+		rooms: opts.Rooms, roomEvents: opts.RoomEvents, accounts: opts.Accounts, missing: opts.Missing, txns: newTxnResults(),
 		version: opts.Version, log: opts.Log, now: time.Now,
 	}
 }
@@ -85,6 +88,7 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/query/profile", s.queryProfile)
 			if s.rooms != nil && s.roomEvents != nil {
 				r.Get("/make_join/{roomId}/{userId}", s.makeJoin)
+				r.Get("/make_leave/{roomId}/{userId}", s.makeLeave)
 				r.Put("/send/{txnId}", s.send)
 			}
 		})
@@ -93,6 +97,8 @@ func (s *Server) Handler() http.Handler {
 		r.Route("/_matrix/federation/v2", func(r chi.Router) {
 			r.Use(s.requireXMatrix)
 			r.Put("/send_join/{roomId}/{eventId}", s.sendJoin)
+			r.Put("/send_leave/{roomId}/{eventId}", s.sendLeave)
+			r.Put("/invite/{roomId}/{eventId}", s.invite)
 		})
 	}
 	return r

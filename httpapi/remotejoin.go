@@ -8,23 +8,31 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/soma-chat/soma/actors/messages"
 	"github.com/soma-chat/soma/federation"
 	"github.com/soma-chat/soma/persistence"
 )
 
-// RemoteJoiner joins local users to rooms on other servers
-// (*federation.Joiner): through the first of servers that lets them, with
-// content as the join's content. federation.ErrUnsupportedRoomVersion and
-// federation.ErrJoinFailed say why it could not.
-type RemoteJoiner interface {
+// RemoteMemberships changes memberships across servers
+// (*federation.Memberships): Join joins a local user to a room on other
+// servers through the first of servers that lets them, with content as
+// the join's content (federation.ErrUnsupportedRoomVersion and
+// federation.ErrJoinFailed say why it could not); Leave rejects a local
+// user's invite to a room this server is not in; Invite invites a remote
+// user into a room here, with the invitee's server's countersignature
+// (federation.ErrInviteRefused, or a *federation.RoomError for the room's
+// own refusal).
+type RemoteMemberships interface {
 	Join(ctx context.Context, roomID, userID string, content map[string]any, servers []spec.ServerName) (string, error)
+	Leave(ctx context.Context, roomID, userID string, servers []spec.ServerName) (string, error)
+	Invite(ctx context.Context, roomID string, content *messages.EventContent) (string, error)
 }
 
-// needsRemoteJoin reports whether joining roomID must go through another
-// server: this one does not have the room, or none of its users is in it
-// any more (its view of the room has stopped following it).
-func (s *Server) needsRemoteJoin(ctx context.Context, roomID string) (bool, error) {
-	if s.opts.RemoteJoiner == nil {
+// notResident reports whether a membership change in roomID must go
+// through another server: this one does not have the room, or none of its
+// users is in it (it has a stub, or its view stopped following the room).
+func (s *Server) notResident(ctx context.Context, roomID string) (bool, error) {
+	if s.opts.RemoteMemberships == nil {
 		return false, nil
 	}
 	nid, _, err := s.store.RoomInfo(ctx, roomID)
@@ -78,7 +86,7 @@ func (s *Server) joinRemote(r *http.Request, roomID, alias, userID string, conte
 	if len(servers) == 0 {
 		return 0, nil, errNotFound("no server is known to be in the room")
 	}
-	_, err := s.opts.RemoteJoiner.Join(r.Context(), roomID, userID, content, servers)
+	_, err := s.opts.RemoteMemberships.Join(r.Context(), roomID, userID, content, servers)
 	switch {
 	case err == nil:
 		return http.StatusOK, map[string]string{"room_id": roomID}, nil
@@ -87,6 +95,46 @@ func (s *Server) joinRemote(r *http.Request, roomID, alias, userID string, conte
 	case errors.Is(err, federation.ErrJoinFailed):
 		s.log.Info().Err(err).Str("room_id", roomID).Msg("remote join failed")
 		return 0, nil, errForbidden("could not join the room through " + joinedNames(servers))
+	default:
+		return 0, nil, err
+	}
+}
+
+// leaveRemote rejects the caller's invite to a room this server is not in,
+// through the inviter's server or those of the room ID and the request.
+func (s *Server) leaveRemote(r *http.Request, roomID, userID string) (int, any, error) {
+	servers := s.joinServers(r, roomID, "")
+	if nid, _, err := s.store.RoomInfo(r.Context(), roomID); err == nil {
+		if m, err := s.store.MembershipOf(r.Context(), nid, userID); err == nil {
+			if ev, err := s.store.EventByID(r.Context(), m.EventID); err == nil {
+				if _, server, ok := strings.Cut(ev.Sender, ":"); ok && server != s.opts.ServerName {
+					servers = append([]spec.ServerName{spec.ServerName(server)}, servers...)
+				}
+			}
+		}
+	}
+	if len(servers) == 0 {
+		return 0, nil, errNotFound("no server is known to be in the room")
+	}
+	if _, err := s.opts.RemoteMemberships.Leave(r.Context(), roomID, userID, servers); err != nil {
+		s.log.Info().Err(err).Str("room_id", roomID).Msg("remote leave failed")
+		return 0, nil, errForbidden("could not leave the room through " + joinedNames(servers))
+	}
+	return http.StatusOK, struct{}{}, nil
+}
+
+// inviteRemote invites a user of another server into a room here.
+func (s *Server) inviteRemote(r *http.Request, roomID string, content *messages.EventContent) (int, any, error) {
+	_, err := s.opts.RemoteMemberships.Invite(r.Context(), roomID, content)
+	var roomErr *federation.RoomError
+	switch {
+	case err == nil:
+		return http.StatusOK, struct{}{}, nil
+	case errors.As(err, &roomErr) && roomErr.Err != nil:
+		return 0, nil, replyError(roomErr.Err)
+	case errors.Is(err, federation.ErrInviteRefused):
+		s.log.Info().Err(err).Str("room_id", roomID).Msg("remote invite refused")
+		return 0, nil, errForbidden("the invitee's server refused the invite")
 	default:
 		return 0, nil, err
 	}

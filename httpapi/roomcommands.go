@@ -279,16 +279,22 @@ func (s *Server) membershipHandler(action string) handlerFunc {
 				content["avatar_url"] = p.AvatarURL
 			}
 		}
-		if action == "join" {
-			remote, err := s.needsRemoteJoin(r.Context(), roomID)
+		if action == "join" || action == "leave" {
+			remote, err := s.notResident(r.Context(), roomID)
 			if err != nil {
 				return 0, nil, err
 			}
-			if remote {
+			switch {
+			case remote && action == "join":
 				return s.joinRemote(r, roomID, alias, c.UserID, content)
+			case remote:
+				return s.leaveRemote(r, roomID, c.UserID)
 			}
 		}
 		b, _ := json.Marshal(content)
+		if action == "invite" && s.opts.RemoteMemberships != nil && !strings.HasSuffix(target, ":"+s.opts.ServerName) {
+			return s.inviteRemote(r, roomID, &messages.EventContent{Sender: c.UserID, Type: spec.MRoomMember, StateKey: &target, Content: b})
+		}
 		if _, err := s.sendEvent(r.Context(), roomID, c.DeviceID, "",
 			&messages.EventContent{Sender: c.UserID, Type: spec.MRoomMember, StateKey: &target, Content: b}); err != nil {
 			return 0, nil, err

@@ -89,9 +89,9 @@ type Options struct {
 	// RemoteProfiles asks other servers for their users' profiles; nil
 	// (federation off) finds none.
 	RemoteProfiles RemoteProfiles
-	// RemoteJoiner joins local users to rooms this server is not in; nil
-	// (federation off) joins only rooms this server has.
-	RemoteJoiner RemoteJoiner
+	// RemoteMemberships changes memberships across servers; nil
+	// (federation off) changes them only in rooms this server is in.
+	RemoteMemberships RemoteMemberships
 	// WellKnownServer is served as m.server in /.well-known/matrix/server;
 	// "" answers 404 there.
 	WellKnownServer string

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -538,6 +539,20 @@ func (s *Server) syncInvitedRoom(ctx context.Context, m persistence.Membership) 
 		return nil, err
 	}
 	out := []*strippedEvent{}
+	// An invite from another server carries the room's state as that
+	// server stripped it (this server has none of the room's state).
+	var remote struct {
+		Unsigned struct {
+			InviteRoomState []*strippedEvent `json:"invite_room_state"`
+		} `json:"unsigned"`
+	}
+	if json.Unmarshal(invite.JSON, &remote) == nil {
+		for _, st := range remote.Unsigned.InviteRoomState {
+			if st != nil && st.Type != "" {
+				out = append(out, st)
+			}
+		}
+	}
 	for i := range state {
 		ev := &state[i]
 		if !inviteStateTypes[ev.Type] && !(ev.Type == spec.MRoomMember && *ev.StateKey == invite.Sender) {

@@ -157,6 +157,16 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.flush(ctx)
 		a.respond(ctx, func() proto.Message { return a.makeMembership(msg) },
 			func(e *messages.Error) proto.Message { return &messages.MakeMembershipReply{Error: e} })
+	case *messages.BuildEvent:
+		a.lastActive = time.Now()
+		a.flush(ctx)
+		a.respond(ctx, func() proto.Message { return a.buildEvent(msg) },
+			func(e *messages.Error) proto.Message { return &messages.BuildEventReply{Error: e} })
+	case *messages.StoreRemoteMembership:
+		a.lastActive = time.Now()
+		a.flush(ctx)
+		a.respond(ctx, func() proto.Message { return a.storeRemoteMembership(msg) },
+			func(e *messages.Error) proto.Message { return &messages.StoreRemoteMembershipReply{Error: e} })
 	case *messages.InspectRoom:
 		a.respond(ctx, func() proto.Message { return a.inspect() },
 			func(e *messages.Error) proto.Message { return &messages.RoomInspection{RoomId: a.roomID, Error: e} })

@@ -38,6 +38,9 @@ func (a *Actor) input(msg *messages.InputEvents) *messages.InputEventsReply {
 	if e := a.ensureLoaded(); e != nil {
 		return &messages.InputEventsReply{Error: e.Proto()}
 	}
+	if !a.room.Exists() {
+		return &messages.InputEventsReply{Error: notFound("this server is not in the room").Proto()}
+	}
 	reply := &messages.InputEventsReply{}
 	for _, in := range msg.Events {
 		res, pos, e := a.inputOne(in, msg.Relay, relayFrom)

@@ -29,6 +29,9 @@ func (a *Actor) makeMembership(msg *messages.MakeMembership) *messages.MakeMembe
 	if e := a.ensureLoaded(); e != nil {
 		return &messages.MakeMembershipReply{Error: e.Proto()}
 	}
+	if !a.room.Exists() {
+		return &messages.MakeMembershipReply{Error: notFound("this server is not in the room").Proto()}
+	}
 	if msg.Membership != spec.Join && msg.Membership != spec.Leave {
 		return &messages.MakeMembershipReply{Error: badJSON("membership must be join or leave").Proto()}
 	}

@@ -63,6 +63,7 @@ func NewRoom(id, version string) (*Room, error) {
 
 // LoadRoom claims the room for this activation (bumping its epoch, so that
 // any older activation can no longer commit) and loads its current state.
+// A stub (Exists is false) loads too.
 // It returns persistence.ErrNotFound for a room that does not exist.
 func LoadRoom(ctx context.Context, store persistence.RoomStore, roomID string) (*Room, error) {
 	head, err := store.ClaimRoom(ctx, roomID)
@@ -87,9 +88,9 @@ func LoadRoom(ctx context.Context, store persistence.RoomStore, roomID string) (
 		r.State[Tuple{EventType: ev.Type(), StateKey: *ev.StateKey()}] = ev
 		r.Members.applyEvent(ev)
 	}
-	if r.State.Get(spec.MRoomCreate, "") == nil {
-		return nil, fmt.Errorf("rooms.LoadRoom: room %s has no create event in its current state", roomID)
-	}
+	// A room without its create event is a stub (see remotemembership.go):
+	// it exists only as a local user's invite to, or rejected invite of, a
+	// room on another server; nothing can be built in it.
 	return r, nil
 }
 

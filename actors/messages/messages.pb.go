@@ -1321,6 +1321,256 @@ func (x *JoinRemoteRoomReply) GetError() *Error {
 	return nil
 }
 
+// BuildEvent asks a room to build, sign and authorise an event without
+// storing it: an invite of a remote user, which the invitee's server must
+// countersign before the room takes it (as an input event).
+type BuildEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RoomId        string                 `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	Event         *EventContent          `protobuf:"bytes,2,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildEvent) Reset() {
+	*x = BuildEvent{}
+	mi := &file_messages_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildEvent) ProtoMessage() {}
+
+func (x *BuildEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildEvent.ProtoReflect.Descriptor instead.
+func (*BuildEvent) Descriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *BuildEvent) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+func (x *BuildEvent) GetEvent() *EventContent {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+// BuildEventReply carries the signed event and the room's stripped state
+// for an invite (the spec's invite_room_state), as JSON.
+type BuildEventReply struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Event           []byte                 `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	RoomVersion     string                 `protobuf:"bytes,2,opt,name=room_version,json=roomVersion,proto3" json:"room_version,omitempty"`
+	InviteRoomState [][]byte               `protobuf:"bytes,3,rep,name=invite_room_state,json=inviteRoomState,proto3" json:"invite_room_state,omitempty"`
+	Error           *Error                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *BuildEventReply) Reset() {
+	*x = BuildEventReply{}
+	mi := &file_messages_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildEventReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildEventReply) ProtoMessage() {}
+
+func (x *BuildEventReply) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildEventReply.ProtoReflect.Descriptor instead.
+func (*BuildEventReply) Descriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *BuildEventReply) GetEvent() []byte {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *BuildEventReply) GetRoomVersion() string {
+	if x != nil {
+		return x.RoomVersion
+	}
+	return ""
+}
+
+func (x *BuildEventReply) GetInviteRoomState() [][]byte {
+	if x != nil {
+		return x.InviteRoomState
+	}
+	return nil
+}
+
+func (x *BuildEventReply) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// StoreRemoteMembership stores a membership event of a local user in a
+// room this server is not in: an invite another server sent (with its
+// stripped state), or the leave that rejected one. The room is a stub
+// until a join brings its state.
+type StoreRemoteMembership struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	RoomId          string                 `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	RoomVersion     string                 `protobuf:"bytes,2,opt,name=room_version,json=roomVersion,proto3" json:"room_version,omitempty"`
+	Event           []byte                 `protobuf:"bytes,3,opt,name=event,proto3" json:"event,omitempty"`
+	InviteRoomState [][]byte               `protobuf:"bytes,4,rep,name=invite_room_state,json=inviteRoomState,proto3" json:"invite_room_state,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *StoreRemoteMembership) Reset() {
+	*x = StoreRemoteMembership{}
+	mi := &file_messages_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoreRemoteMembership) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoreRemoteMembership) ProtoMessage() {}
+
+func (x *StoreRemoteMembership) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoreRemoteMembership.ProtoReflect.Descriptor instead.
+func (*StoreRemoteMembership) Descriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *StoreRemoteMembership) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+func (x *StoreRemoteMembership) GetRoomVersion() string {
+	if x != nil {
+		return x.RoomVersion
+	}
+	return ""
+}
+
+func (x *StoreRemoteMembership) GetEvent() []byte {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *StoreRemoteMembership) GetInviteRoomState() [][]byte {
+	if x != nil {
+		return x.InviteRoomState
+	}
+	return nil
+}
+
+// StoreRemoteMembershipReply answers StoreRemoteMembership.
+type StoreRemoteMembershipReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StreamPos     int64                  `protobuf:"varint,1,opt,name=stream_pos,json=streamPos,proto3" json:"stream_pos,omitempty"`
+	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoreRemoteMembershipReply) Reset() {
+	*x = StoreRemoteMembershipReply{}
+	mi := &file_messages_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoreRemoteMembershipReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoreRemoteMembershipReply) ProtoMessage() {}
+
+func (x *StoreRemoteMembershipReply) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoreRemoteMembershipReply.ProtoReflect.Descriptor instead.
+func (*StoreRemoteMembershipReply) Descriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *StoreRemoteMembershipReply) GetStreamPos() int64 {
+	if x != nil {
+		return x.StreamPos
+	}
+	return 0
+}
+
+func (x *StoreRemoteMembershipReply) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 var File_messages_proto protoreflect.FileDescriptor
 
 const file_messages_proto_rawDesc = "" +
@@ -1431,7 +1681,25 @@ const file_messages_proto_rawDesc = "" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1d\n" +
 	"\n" +
 	"stream_pos\x18\x02 \x01(\x03R\tstreamPos\x12*\n" +
-	"\x05error\x18\x03 \x01(\v2\x14.soma.messages.ErrorR\x05errorB+Z)github.com/soma-chat/soma/actors/messagesb\x06proto3"
+	"\x05error\x18\x03 \x01(\v2\x14.soma.messages.ErrorR\x05error\"X\n" +
+	"\n" +
+	"BuildEvent\x12\x17\n" +
+	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x121\n" +
+	"\x05event\x18\x02 \x01(\v2\x1b.soma.messages.EventContentR\x05event\"\xa2\x01\n" +
+	"\x0fBuildEventReply\x12\x14\n" +
+	"\x05event\x18\x01 \x01(\fR\x05event\x12!\n" +
+	"\froom_version\x18\x02 \x01(\tR\vroomVersion\x12*\n" +
+	"\x11invite_room_state\x18\x03 \x03(\fR\x0finviteRoomState\x12*\n" +
+	"\x05error\x18\x04 \x01(\v2\x14.soma.messages.ErrorR\x05error\"\x95\x01\n" +
+	"\x15StoreRemoteMembership\x12\x17\n" +
+	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12!\n" +
+	"\froom_version\x18\x02 \x01(\tR\vroomVersion\x12\x14\n" +
+	"\x05event\x18\x03 \x01(\fR\x05event\x12*\n" +
+	"\x11invite_room_state\x18\x04 \x03(\fR\x0finviteRoomState\"g\n" +
+	"\x1aStoreRemoteMembershipReply\x12\x1d\n" +
+	"\n" +
+	"stream_pos\x18\x01 \x01(\x03R\tstreamPos\x12*\n" +
+	"\x05error\x18\x02 \x01(\v2\x14.soma.messages.ErrorR\x05errorB+Z)github.com/soma-chat/soma/actors/messagesb\x06proto3"
 
 var (
 	file_messages_proto_rawDescOnce sync.Once
@@ -1445,27 +1713,31 @@ func file_messages_proto_rawDescGZIP() []byte {
 	return file_messages_proto_rawDescData
 }
 
-var file_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_messages_proto_goTypes = []any{
-	(*Error)(nil),               // 0: soma.messages.Error
-	(*EventContent)(nil),        // 1: soma.messages.EventContent
-	(*SendEvent)(nil),           // 2: soma.messages.SendEvent
-	(*SendEventReply)(nil),      // 3: soma.messages.SendEventReply
-	(*CreateRoom)(nil),          // 4: soma.messages.CreateRoom
-	(*CreateRoomReply)(nil),     // 5: soma.messages.CreateRoomReply
-	(*RoomAdvanced)(nil),        // 6: soma.messages.RoomAdvanced
-	(*InspectRoom)(nil),         // 7: soma.messages.InspectRoom
-	(*RoomInspection)(nil),      // 8: soma.messages.RoomInspection
-	(*InjectFault)(nil),         // 9: soma.messages.InjectFault
-	(*FaultReply)(nil),          // 10: soma.messages.FaultReply
-	(*InputEvents)(nil),         // 11: soma.messages.InputEvents
-	(*InputEvent)(nil),          // 12: soma.messages.InputEvent
-	(*InputEventsReply)(nil),    // 13: soma.messages.InputEventsReply
-	(*InputResult)(nil),         // 14: soma.messages.InputResult
-	(*MakeMembership)(nil),      // 15: soma.messages.MakeMembership
-	(*MakeMembershipReply)(nil), // 16: soma.messages.MakeMembershipReply
-	(*JoinRemoteRoom)(nil),      // 17: soma.messages.JoinRemoteRoom
-	(*JoinRemoteRoomReply)(nil), // 18: soma.messages.JoinRemoteRoomReply
+	(*Error)(nil),                      // 0: soma.messages.Error
+	(*EventContent)(nil),               // 1: soma.messages.EventContent
+	(*SendEvent)(nil),                  // 2: soma.messages.SendEvent
+	(*SendEventReply)(nil),             // 3: soma.messages.SendEventReply
+	(*CreateRoom)(nil),                 // 4: soma.messages.CreateRoom
+	(*CreateRoomReply)(nil),            // 5: soma.messages.CreateRoomReply
+	(*RoomAdvanced)(nil),               // 6: soma.messages.RoomAdvanced
+	(*InspectRoom)(nil),                // 7: soma.messages.InspectRoom
+	(*RoomInspection)(nil),             // 8: soma.messages.RoomInspection
+	(*InjectFault)(nil),                // 9: soma.messages.InjectFault
+	(*FaultReply)(nil),                 // 10: soma.messages.FaultReply
+	(*InputEvents)(nil),                // 11: soma.messages.InputEvents
+	(*InputEvent)(nil),                 // 12: soma.messages.InputEvent
+	(*InputEventsReply)(nil),           // 13: soma.messages.InputEventsReply
+	(*InputResult)(nil),                // 14: soma.messages.InputResult
+	(*MakeMembership)(nil),             // 15: soma.messages.MakeMembership
+	(*MakeMembershipReply)(nil),        // 16: soma.messages.MakeMembershipReply
+	(*JoinRemoteRoom)(nil),             // 17: soma.messages.JoinRemoteRoom
+	(*JoinRemoteRoomReply)(nil),        // 18: soma.messages.JoinRemoteRoomReply
+	(*BuildEvent)(nil),                 // 19: soma.messages.BuildEvent
+	(*BuildEventReply)(nil),            // 20: soma.messages.BuildEventReply
+	(*StoreRemoteMembership)(nil),      // 21: soma.messages.StoreRemoteMembership
+	(*StoreRemoteMembershipReply)(nil), // 22: soma.messages.StoreRemoteMembershipReply
 }
 var file_messages_proto_depIdxs = []int32{
 	1,  // 0: soma.messages.SendEvent.event:type_name -> soma.messages.EventContent
@@ -1479,11 +1751,14 @@ var file_messages_proto_depIdxs = []int32{
 	0,  // 8: soma.messages.InputEventsReply.error:type_name -> soma.messages.Error
 	0,  // 9: soma.messages.MakeMembershipReply.error:type_name -> soma.messages.Error
 	0,  // 10: soma.messages.JoinRemoteRoomReply.error:type_name -> soma.messages.Error
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	1,  // 11: soma.messages.BuildEvent.event:type_name -> soma.messages.EventContent
+	0,  // 12: soma.messages.BuildEventReply.error:type_name -> soma.messages.Error
+	0,  // 13: soma.messages.StoreRemoteMembershipReply.error:type_name -> soma.messages.Error
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_messages_proto_init() }
@@ -1498,7 +1773,7 @@ func file_messages_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_proto_rawDesc), len(file_messages_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

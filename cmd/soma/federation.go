@@ -23,10 +23,10 @@ import (
 // federationNode is the federation side of a node: the outbound client
 // and the TLS listener serving the Server-Server API.
 type federationNode struct {
-	client *federation.Client
-	joiner *federation.Joiner
-	http   *http.Server
-	addr   net.Addr
+	client      *federation.Client
+	memberships *federation.Memberships
+	http        *http.Server
+	addr        net.Addr
 }
 
 // startFederation starts the federation listener, or does nothing (nil)
@@ -53,7 +53,7 @@ func startFederation(cfg *config.Config, key *federation.SigningKey, store persi
 	keyRing := federation.NewKeyRing(self, store, client, log)
 	api := federation.NewServer(federation.ServerOptions{
 		Self: self, KeyRing: keyRing, Profiles: store,
-		Rooms: rooms, RoomEvents: store, Missing: federation.NewMissingEvents(client, keyRing, store),
+		Rooms: rooms, RoomEvents: store, Accounts: store, Missing: federation.NewMissingEvents(client, keyRing, store),
 		Log: log,
 	})
 
@@ -61,7 +61,7 @@ func startFederation(cfg *config.Config, key *federation.SigningKey, store persi
 	if err != nil {
 		return nil, fmt.Errorf("federation listener: %w", err)
 	}
-	f := &federationNode{client: client, joiner: federation.NewJoiner(self, client, keyRing, rooms, log), addr: ln.Addr()}
+	f := &federationNode{client: client, memberships: federation.NewMemberships(self, client, keyRing, rooms, log), addr: ln.Addr()}
 	f.http = &http.Server{
 		Handler:           api.Handler(),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
@@ -92,12 +92,13 @@ func (f *federationNode) remoteProfiles() httpapi.RemoteProfiles {
 	return f.client
 }
 
-// remoteJoiner joins local users to remote rooms: none without federation.
-func (f *federationNode) remoteJoiner() httpapi.RemoteJoiner {
+// remoteMemberships changes memberships across servers: none without
+// federation.
+func (f *federationNode) remoteMemberships() httpapi.RemoteMemberships {
 	if f == nil {
 		return nil
 	}
-	return f.joiner
+	return f.memberships
 }
 
 func (f *federationNode) shutdown(ctx context.Context, log zerolog.Logger) {

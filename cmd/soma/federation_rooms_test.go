@@ -82,3 +82,50 @@ func TestFederationJoinAndMessagesBothWays(t *testing.T) {
 		aliceSince = alice.waitForMessage(roomID, aliceSince, fromB)
 	}
 }
+
+// Invites cross servers: a user on B invited into a room on A sees the
+// invite with the room's stripped state, then joins through A; another
+// rejects the invite, and A sees the rejection.
+func TestFederationInvites(t *testing.T) {
+	backends := backendsUnderTest()
+	a := startFedServer(t, backends[0])
+	b := startFedServer(t, backends[len(backends)-1])
+	alice, carol, dave := a.register("alice"), b.register("carol"), b.register("dave")
+
+	var created struct {
+		RoomID string `json:"room_id"`
+	}
+	alice.must("POST", "/_matrix/client/v3/createRoom", map[string]any{"preset": "private_chat", "name": "invitation only"}, &created)
+	roomID := created.RoomID
+	for _, u := range []*client{carol, dave} {
+		alice.must("POST", "/_matrix/client/v3/rooms/"+pathEscape(roomID)+"/invite", map[string]any{"user_id": u.userID}, nil)
+	}
+	for _, u := range []*client{carol, dave} {
+		invite, ok := u.sync("", 0).Rooms.Invite[roomID]
+		if !ok {
+			t.Fatalf("%s's sync has no invite to %s", u.userID, roomID)
+		}
+		var named, invited bool
+		for _, ev := range invite.InviteState.Events {
+			named = named || (ev.Type == "m.room.name" && ev.Content["name"] == "invitation only")
+			invited = invited || (ev.Type == "m.room.member" && ev.StateKey != nil && *ev.StateKey == u.userID && ev.Content["membership"] == "invite")
+		}
+		if !named || !invited {
+			t.Fatalf("%s's invite state lacks the room's name or the invite: %+v", u.userID, invite.InviteState.Events)
+		}
+	}
+
+	carol.must("POST", "/_matrix/client/v3/join/"+pathEscape(roomID), map[string]any{}, nil)
+	if m := alice.joinedMembers(roomID); !m[carol.userID] {
+		t.Fatalf("A does not see carol joined: %v", m)
+	}
+	dave.must("POST", "/_matrix/client/v3/rooms/"+pathEscape(roomID)+"/leave", map[string]any{}, nil)
+	var member map[string]any
+	alice.must("GET", "/_matrix/client/v3/rooms/"+pathEscape(roomID)+"/state/m.room.member/"+dave.userID, nil, &member)
+	if member["membership"] != "leave" {
+		t.Fatalf("A sees dave's membership as %v after he rejected the invite", member)
+	}
+	if _, still := dave.sync("", 0).Rooms.Invite[roomID]; still {
+		t.Fatal("dave's sync still shows the rejected invite")
+	}
+}

@@ -152,7 +152,7 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 		Presence:                 presence,
 		Media:                    httpapi.MediaOptions{Files: mediaFiles, MaxUploadSize: cfg.Media.MaxUploadSize},
 		RemoteProfiles:           n.fed.remoteProfiles(),
-		RemoteJoiner:             n.fed.remoteJoiner(),
+		RemoteMemberships:        n.fed.remoteMemberships(),
 		WellKnownServer:          cfg.Federation.WellKnownServer,
 	}, store, router, notifier, log)
 

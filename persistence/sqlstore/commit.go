@@ -402,6 +402,10 @@ func (c *commit) resetState(ctx context.Context, tx *sql.Tx, refs []persistence.
 			}
 		}
 	}
+	if len(state) == 0 {
+		c.snapshot, c.blocks = 0, nil // no state at all: snapshot 0
+		return nil
+	}
 	block, err := s.stateBlocks.InsertStateBlock(ctx, tx, sortedEntries(state))
 	if err != nil {
 		return fmt.Errorf("insert state block: %w", err)
