@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/rs/zerolog"
 
 	"github.com/soma-chat/soma/actors"
@@ -32,6 +33,9 @@ type ServerOptions struct {
 	// Missing fetches the events a remote event refers to that this
 	// server lacks (nil: none are fetched).
 	Missing *MissingEvents
+	// Heard, when set, is told of each server whose signed request was
+	// verified: a server that talks is up (its sender stops backing off).
+	Heard func(origin spec.ServerName)
 	// Version is what GET /_matrix/federation/v1/version reports.
 	Version string
 	Log     zerolog.Logger
@@ -49,6 +53,7 @@ type Server struct {
 	accounts   AccountChecker
 	missing    *MissingEvents
 	txns       *txnResults
+	heard      func(origin spec.ServerName)
 	version    string
 	log        zerolog.Logger
 	now        func() time.Time
@@ -61,7 +66,7 @@ func NewServer(opts ServerOptions) *Server {
 	}
 	return &Server{
 		self: opts.Self, keys: opts.KeyRing, profiles: opts.Profiles,
-		rooms: opts.Rooms, roomEvents: opts.RoomEvents, accounts: opts.Accounts, missing: opts.Missing, txns: newTxnResults(),
+		rooms: opts.Rooms, roomEvents: opts.RoomEvents, accounts: opts.Accounts, missing: opts.Missing, txns: newTxnResults(), heard: opts.Heard,
 		version: opts.Version, log: opts.Log, now: time.Now,
 	}
 }

@@ -91,6 +91,9 @@ func (s *Server) requireXMatrix(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
+		if s.heard != nil {
+			s.heard(req.Origin)
+		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), originKey{}, req.Origin)))
 	})
 }

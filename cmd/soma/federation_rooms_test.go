@@ -129,3 +129,135 @@ func TestFederationInvites(t *testing.T) {
 		t.Fatal("dave's sync still shows the rejected invite")
 	}
 }
+
+// restart stops the server and starts it again on its data, with its
+// name and federation port; clients must follow it (client.on).
+func (f *fedServer) restart(t *testing.T) {
+	t.Helper()
+	f.Stop()
+	f.start(t)
+}
+
+// start starts a stopped server again.
+func (f *fedServer) start(t *testing.T) {
+	t.Helper()
+	f.server = startServer(t, f.dataDir, f.env...)
+}
+
+// on points the client at the server's (new) client API address.
+func (c *client) on(s *fedServer) *client {
+	c.base = s.baseURL
+	return c
+}
+
+// stateIDs is the room's whole current state as event IDs by (type, state
+// key), as the client's server has it.
+func (c *client) stateIDs(roomID string) map[string]string {
+	c.t.Helper()
+	var evs []event
+	c.must("GET", "/_matrix/client/v3/rooms/"+pathEscape(roomID)+"/state", nil, &evs)
+	out := map[string]string{}
+	for _, ev := range evs {
+		sk := ""
+		if ev.StateKey != nil {
+			sk = *ev.StateKey
+		}
+		out[ev.Type+"|"+sk] = ev.EventID
+	}
+	return out
+}
+
+// publicRoomWithBob is a public room of alice's on A that bob of B joined.
+func publicRoomWithBob(t *testing.T, a, b *fedServer) (alice, bob *client, roomID string) {
+	t.Helper()
+	alice, bob = a.register("alice"), b.register("bob")
+	var created struct {
+		RoomID string `json:"room_id"`
+	}
+	alice.must("POST", "/_matrix/client/v3/createRoom", map[string]any{"preset": "public_chat"}, &created)
+	bob.must("POST", "/_matrix/client/v3/join/"+pathEscape(created.RoomID)+"?server_name="+string(a.name), map[string]any{}, nil)
+	return alice, bob, created.RoomID
+}
+
+// A server that was down gets what was sent to it meanwhile once it is
+// back, and sends what its users sent while the other was down.
+func TestFederationCatchUpAfterDowntime(t *testing.T) {
+	backends := backendsUnderTest()
+	fast := []string{"SOMA_FEDERATION_RETRY_MIN=200ms", "SOMA_FEDERATION_RETRY_MAX=1s"}
+	a := startFedServer(t, backends[0], fast...)
+	b := startFedServer(t, backends[len(backends)-1], fast...)
+	alice, bob, roomID := publicRoomWithBob(t, a, b)
+	bobSince := bob.sync("", 0).NextBatch
+
+	b.Stop()
+	for i := range 3 {
+		alice.send(roomID, fmt.Sprintf("down%d", i), fmt.Sprintf("while B was down %d", i))
+	}
+	b.start(t)
+	bob.on(b).waitForMessage(roomID, bobSince, "while B was down 2")
+	var msgs []string
+	for _, ev := range bob.history(roomID) {
+		if ev.Type == "m.room.message" {
+			msgs = append(msgs, fmt.Sprint(ev.Content["body"]))
+		}
+	}
+	if len(msgs) < 3 {
+		t.Fatalf("B's history after catching up: %v", msgs)
+	}
+
+	aliceSince := alice.sync("", 0).NextBatch
+	a.Stop()
+	bob.send(roomID, "back", "sent while A was down")
+	a.start(t)
+	alice.on(a).waitForMessage(roomID, aliceSince, "sent while A was down")
+}
+
+// Concurrent state changes on two servers that cannot reach each other
+// fork the room; once they can, both resolve it to the same state.
+func TestFederationForkResolvesToTheSameState(t *testing.T) {
+	backends := backendsUnderTest()
+	fast := []string{"SOMA_FEDERATION_RETRY_MIN=200ms", "SOMA_FEDERATION_RETRY_MAX=1s"}
+	a := startFedServer(t, backends[0], fast...)
+	b := startFedServer(t, backends[len(backends)-1], fast...)
+	alice, bob, roomID := publicRoomWithBob(t, a, b)
+	pl := alice.stateContent(roomID, "m.room.power_levels")
+	users, _ := pl["users"].(map[string]any)
+	users[bob.userID] = 100
+	alice.must("PUT", "/_matrix/client/v3/rooms/"+pathEscape(roomID)+"/state/m.room.power_levels/", pl, nil)
+	bobSince := bob.sync("", 0).NextBatch
+	alice.send(roomID, "sync", "bob is an admin now")
+	bob.waitForMessage(roomID, bobSince, "bob is an admin now")
+
+	// The partition: each server changes the topic while the other is down.
+	b.Stop()
+	alice.must("PUT", "/_matrix/client/v3/rooms/"+pathEscape(roomID)+"/state/m.room.topic/", map[string]any{"topic": "from A"}, nil)
+	a.Stop()
+	b.start(t)
+	bob.on(b).must("PUT", "/_matrix/client/v3/rooms/"+pathEscape(roomID)+"/state/m.room.topic/", map[string]any{"topic": "from B"}, nil)
+	a.start(t)
+	alice.on(a)
+
+	// Each server learns the other's topic; a message from each merges
+	// the forward extremities.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		sa, sb := alice.stateIDs(roomID), bob.stateIDs(roomID)
+		if fmt.Sprint(sa) == fmt.Sprint(sb) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the servers' states never agreed:\nA %v\nB %v", sa, sb)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	topic := alice.stateContent(roomID, "m.room.topic")["topic"]
+	if topic != "from A" && topic != "from B" {
+		t.Fatalf("the resolved topic is %v", topic)
+	}
+	aliceSince := alice.sync("", 0).NextBatch
+	bob.send(roomID, "after", "after the fork")
+	alice.waitForMessage(roomID, aliceSince, "after the fork")
+	if got := bob.stateContent(roomID, "m.room.topic")["topic"]; got != topic {
+		t.Fatalf("after the merge A says %v, B says %v", topic, got)
+	}
+}

@@ -30,6 +30,7 @@ type fedServer struct {
 	name    spec.ServerName
 	fedURL  string
 	dataDir string
+	env     []string // what it was started with, to start it again
 }
 
 // startFedServer writes a self-signed TLS pair with somactl generate-tls
@@ -53,7 +54,7 @@ func startFedServer(t *testing.T, b backend, extraEnv ...string) *fedServer {
 	if s.FederationURL != "https://"+name {
 		t.Fatalf("federation listens at %q, want https://%s", s.FederationURL, name)
 	}
-	return &fedServer{server: s, name: spec.ServerName(name), fedURL: s.FederationURL, dataDir: dataDir}
+	return &fedServer{server: s, name: spec.ServerName(name), fedURL: s.FederationURL, dataDir: dataDir, env: env}
 }
 
 // signingKey is the server's key as it is on disk.
