@@ -209,6 +209,11 @@ type FederationConfig struct {
 	// /.well-known/matrix/server on the client listener, delegating
 	// federation for server_name to that host[:port].
 	WellKnownServer string `yaml:"well_known_server"`
+	// RetryMin is how long the sender to a remote server waits after a
+	// failed transaction before sending it again; each further failure
+	// doubles the wait, up to RetryMax. A request from that server resets it.
+	RetryMin Duration `yaml:"retry_min"`
+	RetryMax Duration `yaml:"retry_max"`
 }
 
 // PushConfig is push notifications to HTTP push gateways.
@@ -268,6 +273,8 @@ func base() *Config {
 	c.Media.MaxUploadSize = 50 << 20
 	c.Presence.Enabled = true
 	c.Federation.KeyValidity = Duration{24 * time.Hour}
+	c.Federation.RetryMin = Duration{2 * time.Second}
+	c.Federation.RetryMax = Duration{time.Hour}
 	c.Push.Enabled = true
 	return c
 }

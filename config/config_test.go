@@ -139,6 +139,8 @@ func otherValue(t *testing.T, key string) string {
 		"federation.key_validity":           "48h",
 		"federation.old_verify_keys":        "ed25519:old AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA 1700000000000",
 		"federation.well_known_server":      "fed.example.org:443",
+		"federation.retry_min":              "5s",
+		"federation.retry_max":              "2h",
 	}[key]
 	if v == "" {
 		t.Fatalf("test has no value for key %s: add one", key)
@@ -324,6 +326,8 @@ func TestValidateMessages(t *testing.T) {
 			c.Federation.OldVerifyKeys = []string{"ed25519:a AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA yesterday"}
 		}, `expired_ts "yesterday" is not`},
 		{"federation well-known", func(c *Config) { c.Federation.WellKnownServer = "https://x" }, `federation.well_known_server: "https://x": invalid port`},
+		{"federation retry min", func(c *Config) { c.Federation.RetryMin = Duration{} }, `federation.retry_min: must be positive, got 0s`},
+		{"federation retry max", func(c *Config) { c.Federation.RetryMax = Duration{time.Second} }, `federation.retry_max: must be at least federation.retry_min (2s), got 1s`},
 		{"mysql", func(c *Config) { c.Database.Backend = "mysql" }, `database.backend: must be "sqlite" or "postgres", got "mysql"`},
 		{"postgres without dsn", func(c *Config) { c.Database.Backend = "postgres" }, `database.postgres_dsn: required when database.backend is "postgres"`},
 		{"postgres with dsn", func(c *Config) { c.Database.Backend = "postgres"; c.Database.PostgresDSN = "postgres://x/y" }, ""},

@@ -201,6 +201,13 @@ federation:
   # listener, delegating federation to another host[:port] (e.g.
   # "matrix.example.org:443"). Empty serves 404 there.
   well_known_server: ""
+  # Events and EDUs for a remote server are queued in the database and
+  # sent in order; when a transaction fails, it is sent again after
+  # retry_min, the wait doubling after each further failure. A request
+  # from that server ends the wait at once.
+  retry_min: 2s
+  # The longest wait between two tries of a failed transaction.
+  retry_max: 1h
 
 # Push notifications: each message that notifies a user (by their push
 # rules) is POSTed to the push gateway of each of their pushers, after it

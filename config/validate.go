@@ -146,6 +146,12 @@ func (c *Config) validateFederation(bad func(key, format string, args ...any)) {
 			bad("federation.well_known_server", "%v", err)
 		}
 	}
+	if f.RetryMin.Duration <= 0 {
+		bad("federation.retry_min", "must be positive, got %s", f.RetryMin)
+	}
+	if f.RetryMax.Duration < f.RetryMin.Duration {
+		bad("federation.retry_max", "must be at least federation.retry_min (%s), got %s", f.RetryMin, f.RetryMax)
+	}
 }
 
 // ParseOldVerifyKey reads one federation.old_verify_keys entry,

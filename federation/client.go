@@ -75,6 +75,22 @@ func (c *Client) LookupServerKeys(ctx context.Context, notary spec.ServerName, r
 	return c.fed.LookupServerKeys(ctx, notary, reqs)
 }
 
+// SendTransaction implements TransactionSender: PUT
+// /_matrix/federation/v1/send/{txnId} to t.Destination, signed, from this
+// server (t.Origin is set to it). A non-2xx answer is a gomatrix.HTTPError
+// (wrapped).
+func (c *Client) SendTransaction(ctx context.Context, t gomatrixserverlib.Transaction) (fclient.RespSend, error) {
+	if t.Destination == c.self.ServerName {
+		return fclient.RespSend{}, fmt.Errorf("federation.SendTransaction: %s is this server", t.Destination)
+	}
+	t.Origin = c.self.ServerName
+	res, err := c.fed.SendTransaction(ctx, t)
+	if err != nil {
+		return res, fmt.Errorf("federation.SendTransaction to %s: %w", t.Destination, err)
+	}
+	return res, nil
+}
+
 // ErrRemoteNotFound is returned when the remote server answered 404.
 var ErrRemoteNotFound = errors.New("federation: the remote server has no such thing")
 

@@ -30,6 +30,8 @@ const (
 	KindRoom         = "room"
 	KindSyncNotifier = "sync_notifier"
 	KindPusher       = "pusher"
+	// KindDestination is a federation sender: one per remote server.
+	KindDestination = "destination"
 )
 
 // DefaultMaxRoomSeries is the default cap on rooms exported per room.
