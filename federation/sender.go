@@ -60,7 +60,8 @@ const (
 	DefaultIdleTimeout = time.Minute
 )
 
-// Senders owns the per-destination sender actors of this node.
+// Senders owns the per-destination sender actors of this node. A nil
+// *Senders (federation off) ignores Wake, BackOnline, QueueEDU and Stop.
 type Senders struct {
 	system *actor.ActorSystem
 	opts   SendersOptions
@@ -123,6 +124,9 @@ func (s *Senders) Start(ctx context.Context) error {
 // committed (after CommitEvents or QueueEDU returned). This server and ""
 // are ignored.
 func (s *Senders) Wake(destinations ...string) {
+	if s == nil {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
@@ -145,6 +149,9 @@ func (s *Senders) Wake(destinations ...string) {
 // QueueEDU stores an EDU for each destination (this server excepted) and
 // wakes their senders.
 func (s *Senders) QueueEDU(ctx context.Context, destinations []string, eduType string, content []byte) error {
+	if s == nil {
+		return nil // federation is off: there is nobody to send to
+	}
 	destinations = slices.DeleteFunc(slices.Clone(destinations), func(d string) bool { return spec.ServerName(d) == s.opts.Origin })
 	if len(destinations) == 0 {
 		return nil
@@ -160,6 +167,9 @@ func (s *Senders) QueueEDU(ctx context.Context, destinations []string, eduType s
 // destination answers (a request from it was just verified): a sender
 // waiting out a backoff sends at once, and its backoff starts over.
 func (s *Senders) BackOnline(destination string) {
+	if s == nil {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.senders[destination]; e != nil && !s.stopped {
@@ -170,6 +180,9 @@ func (s *Senders) BackOnline(destination string) {
 // Stop stops the senders, abandoning the transactions in flight (their
 // rows stay queued for the next start), and waits for them to end.
 func (s *Senders) Stop() {
+	if s == nil {
+		return
+	}
 	s.mu.Lock()
 	s.stopped = true
 	pids := make([]*actor.PID, 0, len(s.senders))
@@ -187,6 +200,9 @@ func (s *Senders) Stop() {
 
 // Active returns how many senders are alive.
 func (s *Senders) Active() int {
+	if s == nil {
+		return 0
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.senders)

@@ -85,6 +85,8 @@ func TestXMatrixHandsOnlyVerifiedRequestsToTheHandler(t *testing.T) {
 	var called bool
 	var gotOrigin spec.ServerName
 	var gotBody []byte
+	var verified []spec.ServerName // what the senders would hear (BackOnline)
+	f.srv.heard = func(o spec.ServerName) { verified = append(verified, o) }
 	h := f.srv.requireXMatrix(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		called, gotOrigin = true, OriginFrom(r.Context())
 		gotBody, _ = io.ReadAll(r.Body)
@@ -108,7 +110,7 @@ func TestXMatrixHandsOnlyVerifiedRequestsToTheHandler(t *testing.T) {
 		{"body too large", f.signed(t, body, bytes.Repeat([]byte(" "), maxRequestBody+1)), 413, "M_TOO_LARGE"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			called, gotOrigin, gotBody = false, "", nil
+			called, gotOrigin, gotBody, verified = false, "", nil, nil
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, tc.req)
 			if w.Code != tc.status {
@@ -118,10 +120,13 @@ func TestXMatrixHandsOnlyVerifiedRequestsToTheHandler(t *testing.T) {
 				if !called || gotOrigin != "127.0.0.1:1" || !bytes.Equal(gotBody, raw) {
 					t.Fatalf("handler called %v with origin %q body %q", called, gotOrigin, gotBody)
 				}
+				if len(verified) != 1 || verified[0] != "127.0.0.1:1" {
+					t.Fatalf("ServerOptions.Heard was told %v, want 127.0.0.1:1 once", verified)
+				}
 				return
 			}
-			if called {
-				t.Fatal("the handler ran for a refused request")
+			if called || len(verified) > 0 {
+				t.Fatalf("the handler ran (%v) or ServerOptions.Heard was told %v for a refused request", called, verified)
 			}
 			var e matrixError
 			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.ErrCode != tc.errcode || e.Err == "" {

@@ -9,30 +9,36 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/rs/zerolog"
 
 	"github.com/soma-chat/soma/actors"
+	"github.com/soma-chat/soma/actors/metrics"
 	"github.com/soma-chat/soma/config"
 	"github.com/soma-chat/soma/federation"
 	"github.com/soma-chat/soma/httpapi"
 	"github.com/soma-chat/soma/persistence"
 )
 
-// federationNode is the federation side of a node: the outbound client
-// and the TLS listener serving the Server-Server API.
+// federationNode is the federation side of a node: the outbound client,
+// the senders of the outbound queue and the TLS listener serving the
+// Server-Server API.
 type federationNode struct {
 	client      *federation.Client
 	memberships *federation.Memberships
-	http        *http.Server
-	addr        net.Addr
+	// senders send what rooms queue for remote servers: after a commit
+	// whose events have Destinations, call senders.Wake(destinations...).
+	senders *federation.Senders
+	http    *http.Server
+	addr    net.Addr
 }
 
 // startFederation starts the federation listener, or does nothing (nil)
 // when federation.listen is empty: a server others cannot reach cannot
 // have its signatures checked, so it makes no outbound requests either.
-func startFederation(cfg *config.Config, key *federation.SigningKey, store persistence.Store, rooms actors.RoomRouter, base context.Context, log zerolog.Logger, failed chan<- error) (*federationNode, error) {
+func startFederation(cfg *config.Config, key *federation.SigningKey, store persistence.Store, rooms actors.RoomRouter, system *actor.ActorSystem, actorMetrics *metrics.Actors, base context.Context, log zerolog.Logger, failed chan<- error) (*federationNode, error) {
 	fc := cfg.Federation
 	if fc.Listen == "" {
 		return nil, nil
@@ -51,17 +57,29 @@ func startFederation(cfg *config.Config, key *federation.SigningKey, store persi
 	}
 	client := federation.NewClient(self, federation.ClientOptions{SkipTLSVerify: fc.SkipTLSVerify, AllowPrivateNetworks: fc.AllowPrivateNetworks})
 	keyRing := federation.NewKeyRing(self, store, client, log)
+	senders := federation.NewSenders(system, federation.SendersOptions{
+		Origin: self.ServerName, Queue: store, Client: client,
+		RetryMin: fc.RetryMin.Duration, RetryMax: fc.RetryMax.Duration,
+		Metrics: actorMetrics, Log: log.With().Str("component", "federation_sender").Logger(),
+	})
+	// What was queued before a restart is sent now.
+	if err := senders.Start(context.Background()); err != nil {
+		senders.Stop()
+		return nil, err
+	}
 	api := federation.NewServer(federation.ServerOptions{
 		Self: self, KeyRing: keyRing, Profiles: store,
 		Rooms: rooms, RoomEvents: store, Accounts: store, Missing: federation.NewMissingEvents(client, keyRing, store),
-		Log: log,
+		Heard: func(origin spec.ServerName) { senders.BackOnline(string(origin)) },
+		Log:   log,
 	})
 
 	ln, err := net.Listen("tcp", fc.Listen)
 	if err != nil {
+		senders.Stop()
 		return nil, fmt.Errorf("federation listener: %w", err)
 	}
-	f := &federationNode{client: client, memberships: federation.NewMemberships(self, client, keyRing, rooms, log), addr: ln.Addr()}
+	f := &federationNode{client: client, memberships: federation.NewMemberships(self, client, keyRing, rooms, log), senders: senders, addr: ln.Addr()}
 	f.http = &http.Server{
 		Handler:           api.Handler(),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
@@ -108,4 +126,7 @@ func (f *federationNode) shutdown(ctx context.Context, log zerolog.Logger) {
 	if err := f.http.Shutdown(ctx); err != nil {
 		log.Warn().Err(err).Msg("federation HTTP shutdown")
 	}
+	// Transactions in flight are abandoned; their rows stay queued and
+	// go at the next start.
+	f.senders.Stop()
 }

@@ -121,7 +121,7 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 	}}
 	base, cancelRequests := context.WithCancel(context.Background())
 	n.cancelRequests = cancelRequests
-	if n.fed, err = startFederation(cfg, key, store, router, base, log, n.failed); err != nil {
+	if n.fed, err = startFederation(cfg, key, store, router, n.system, actorMetrics, base, log, n.failed); err != nil {
 		n.closeStorage()
 		return nil, err
 	}
