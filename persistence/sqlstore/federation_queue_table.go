@@ -3,6 +3,9 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/soma-chat/soma/persistence"
 )
@@ -12,11 +15,15 @@ import (
 // points at its event (event_nid); an EDU row has event_nid 0 and carries
 // its type and content.
 
-const insertQueuedPDUSQL = `
-INSERT INTO federation_queue (destination, event_nid, edu_type, edu_content) VALUES ($1, $2, '', '')`
+// insertQueuedSQL queues one row; insertRows builds the statement
+// for several destinations at once ($1..$3 as here, the destinations from
+// $4 on), so that an event for a room's hundred servers is one statement.
+const insertQueuedSQL = `
+INSERT INTO federation_queue (destination, event_nid, edu_type, edu_content) VALUES ($4, $1, $2, $3)`
 
-const insertQueuedEDUSQL = `
-INSERT INTO federation_queue (destination, event_nid, edu_type, edu_content) VALUES ($1, 0, $2, $3)`
+// maxQueuedRowsPerStatement bounds the destinations of one INSERT (and so
+// its parameters, well below SQLite's and PostgreSQL's limits).
+const maxQueuedRowsPerStatement = 500
 
 // selectQueuedPDUsSQL joins the events table: the JSON sent is the event
 // exactly as stored.
@@ -36,13 +43,14 @@ const deleteQueuedSQL = "DELETE FROM federation_queue WHERE destination = $1 AND
 const selectQueuedDestinationsSQL = "SELECT DISTINCT destination FROM federation_queue ORDER BY destination"
 
 type federationQueueTable struct {
-	insertPDU, insertEDU, selectPDUs, selectEDUs, deleteSeqs, selectDestinations *sql.Stmt
+	d                                                                 *Dialect
+	insertOne, selectPDUs, selectEDUs, deleteSeqs, selectDestinations *sql.Stmt
 }
 
 func prepareFederationQueueTable(p *preparer) *federationQueueTable {
 	return &federationQueueTable{
-		insertPDU:          p.prepare(insertQueuedPDUSQL),
-		insertEDU:          p.prepare(insertQueuedEDUSQL),
+		d:                  p.d,
+		insertOne:          p.prepare(insertQueuedSQL),
 		selectPDUs:         p.prepare(selectQueuedPDUsSQL),
 		selectEDUs:         p.prepare(selectQueuedEDUsSQL),
 		deleteSeqs:         p.prepare(deleteQueuedSQL),
@@ -52,45 +60,49 @@ func prepareFederationQueueTable(p *preparer) *federationQueueTable {
 
 // InsertQueuedPDUs queues the event for each destination, once each.
 func (t *federationQueueTable) InsertQueuedPDUs(ctx context.Context, tx *sql.Tx, destinations []string, event persistence.EventNID) error {
-	if len(destinations) == 0 {
-		return nil
-	}
-	st := txStmt(ctx, tx, t.insertPDU)
-	for i, d := range destinations {
-		if seenBefore(destinations, i) {
-			continue
-		}
-		if _, err := st.ExecContext(ctx, d, event); err != nil {
-			return err
-		}
-	}
-	return nil
+	return t.insertRows(ctx, tx, destinations, int64(event), "", "")
 }
 
 // InsertQueuedEDUs queues the EDU for each destination, once each.
 func (t *federationQueueTable) InsertQueuedEDUs(ctx context.Context, tx *sql.Tx, destinations []string, eduType string, content []byte) error {
-	st := txStmt(ctx, tx, t.insertEDU)
-	for i, d := range destinations {
-		if seenBefore(destinations, i) {
-			continue
+	return t.insertRows(ctx, tx, destinations, 0, eduType, string(content))
+}
+
+// insertRows writes one row per distinct destination, in the order given
+// (seqs follow it).
+func (t *federationQueueTable) insertRows(ctx context.Context, tx *sql.Tx, destinations []string, event int64, eduType, content string) error {
+	ds := make([]string, 0, len(destinations))
+	seen := make(map[string]bool, len(destinations))
+	for _, d := range destinations {
+		if !seen[d] {
+			seen[d] = true
+			ds = append(ds, d)
 		}
-		if _, err := st.ExecContext(ctx, d, eduType, string(content)); err != nil {
+	}
+	if len(ds) == 1 {
+		_, err := txStmt(ctx, tx, t.insertOne).ExecContext(ctx, event, eduType, content, ds[0])
+		return err
+	}
+	for chunk := range slices.Chunk(ds, maxQueuedRowsPerStatement) {
+		var q strings.Builder
+		q.WriteString("INSERT INTO federation_queue (destination, event_nid, edu_type, edu_content) VALUES ")
+		args := []any{event, eduType, content}
+		for i, d := range chunk {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			fmt.Fprintf(&q, "($%d, $1, $2, $3)", i+4)
+			args = append(args, d)
+		}
+		query, err := t.d.rewrite(q.String())
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// seenBefore reports whether list[i] is also at an earlier index: lists of
-// destinations are short enough for the quadratic scan (a room's servers
-// are deduplicated by the room; this only guards against a repeat).
-func seenBefore(list []string, i int) bool {
-	for j := range i {
-		if list[j] == list[i] {
-			return true
-		}
-	}
-	return false
 }
 
 func (t *federationQueueTable) SelectQueuedPDUs(ctx context.Context, destination string, limit int) ([]persistence.QueuedPDU, error) {

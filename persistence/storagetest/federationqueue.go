@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -133,6 +134,30 @@ func testFederationQueue(t *testing.T, s persistence.Store) {
 	noErr(t, "PendingFederation", err)
 	if len(pdus) != 1 || pdus[0].EventID != four.EventID || slices.Contains(aSeqs, pdus[0].Seq) {
 		t.Fatalf("a.example's queue = %+v, want %s with a new seq (not one of %v)", pdus, four.EventID, aSeqs)
+	}
+}
+
+// A room on many servers: one row each, however many (the store may write
+// them in several statements), duplicates once.
+func testFederationQueueManyDestinations(t *testing.T, s persistence.Store) {
+	r := newRoom(s, "!fedmany:test")
+	r.create(t, "@alice:test")
+	var ds []string
+	for i := range 1234 {
+		ds = append(ds, fmt.Sprintf("s%04d.example", i))
+	}
+	ev := r.message("@alice:test", "to everyone")
+	ev.Destinations = append(slices.Clone(ds), ds[:10]...)
+	r.mustCommit(t, ev)
+	noErr(t, "QueueEDU", s.QueueEDU(bg, append(slices.Clone(ds), ds[5]), "m.presence", []byte(`{"push":[]}`)))
+	if got := queuedDestinations(t, s); !slices.Equal(got, ds) {
+		t.Fatalf("QueuedDestinations has %d destinations, want %d", len(got), len(ds))
+	}
+	for _, d := range []string{ds[0], ds[499], ds[500], ds[1233]} {
+		want := []string{"pdu:" + ev.EventID, `edu:m.presence:{"push":[]}`}
+		if got, _ := pending(t, s, d, 10, 10); !slices.Equal(got, want) {
+			t.Fatalf("%s's queue = %v, want %v", d, got, want)
+		}
 	}
 }
 

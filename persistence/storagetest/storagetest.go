@@ -83,6 +83,7 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"EventsInRoomsReadNewestFirst", testEventsInRooms},
 		{"FederationQueueKeepsEachDestinationsPDUsAndEDUsInOrder", testFederationQueue},
 		{"FederationQueueHoldsOnlyCommittedEvents", testFederationQueueOnlyCommitted},
+		{"FederationQueueTakesARoomOnManyServers", testFederationQueueManyDestinations},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
