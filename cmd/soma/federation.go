@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -38,7 +39,7 @@ type federationNode struct {
 // startFederation starts the federation listener, or does nothing (nil)
 // when federation.listen is empty: a server others cannot reach cannot
 // have its signatures checked, so it makes no outbound requests either.
-func startFederation(cfg *config.Config, key *federation.SigningKey, store persistence.Store, rooms actors.RoomRouter, system *actor.ActorSystem, actorMetrics *metrics.Actors, base context.Context, log zerolog.Logger, failed chan<- error) (*federationNode, error) {
+func startFederation(cfg *config.Config, key *federation.SigningKey, store persistence.Store, rooms actors.RoomRouter, system *actor.ActorSystem, actorMetrics *metrics.Actors, sendersFor *atomic.Pointer[federation.Senders], base context.Context, log zerolog.Logger, failed chan<- error) (*federationNode, error) {
 	fc := cfg.Federation
 	if fc.Listen == "" {
 		return nil, nil
@@ -63,6 +64,7 @@ func startFederation(cfg *config.Config, key *federation.SigningKey, store persi
 		Metrics: actorMetrics, Log: log.With().Str("component", "federation_sender").Logger(),
 	})
 	// What was queued before a restart is sent now.
+	sendersFor.Store(senders) // the rooms wake them; before Start, which may activate rooms
 	if err := senders.Start(context.Background()); err != nil {
 		senders.Stop()
 		return nil, err

@@ -119,11 +119,20 @@ func TestFederationInvites(t *testing.T) {
 	if m := alice.joinedMembers(roomID); !m[carol.userID] {
 		t.Fatalf("A does not see carol joined: %v", m)
 	}
+	// B is in the room now (carol): dave's rejection is an event of B's,
+	// which reaches A in a transaction.
 	dave.must("POST", "/_matrix/client/v3/rooms/"+pathEscape(roomID)+"/leave", map[string]any{}, nil)
-	var member map[string]any
-	alice.must("GET", "/_matrix/client/v3/rooms/"+pathEscape(roomID)+"/state/m.room.member/"+dave.userID, nil, &member)
-	if member["membership"] != "leave" {
-		t.Fatalf("A sees dave's membership as %v after he rejected the invite", member)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var member map[string]any
+		alice.must("GET", "/_matrix/client/v3/rooms/"+pathEscape(roomID)+"/state/m.room.member/"+dave.userID, nil, &member)
+		if member["membership"] == "leave" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("A sees dave's membership as %v a minute after he rejected the invite", member)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if _, still := dave.sync("", 0).Rooms.Invite[roomID]; still {
 		t.Fatal("dave's sync still shows the rejected invite")
@@ -253,6 +262,19 @@ func TestFederationForkResolvesToTheSameState(t *testing.T) {
 	topic := alice.stateContent(roomID, "m.room.topic")["topic"]
 	if topic != "from A" && topic != "from B" {
 		t.Fatalf("the resolved topic is %v", topic)
+	}
+	// Both sides of the fork are history on both servers: the room took
+	// the other server's topic and resolved, rather than refusing it.
+	for name, c := range map[string]*client{"A": alice, "B": bob} {
+		topics := map[any]bool{}
+		for _, ev := range c.history(roomID) {
+			if ev.Type == "m.room.topic" {
+				topics[ev.Content["topic"]] = true
+			}
+		}
+		if !topics["from A"] || !topics["from B"] {
+			t.Fatalf("%s's history has the topics %v, want both sides of the fork", name, topics)
+		}
 	}
 	aliceSince := alice.sync("", 0).NextBatch
 	bob.send(roomID, "after", "after the fork")

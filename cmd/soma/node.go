@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -38,8 +39,11 @@ type node struct {
 	metrics     *http.Server
 	metricsAddr net.Addr
 	// fed is the federation listener and client; nil when federation is off.
-	fed    *federationNode
-	failed chan error
+	fed *federationNode
+	// senders are fed's senders, for the room actors, which may commit
+	// (inbound federation) before startFederation has returned.
+	senders atomic.Pointer[federation.Senders]
+	failed  chan error
 	// cancelRequests ends long-polling requests at shutdown.
 	cancelRequests context.CancelFunc
 	// pusher sends push notifications; nil when push.enabled is off.
@@ -102,6 +106,7 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 				n.pusher.Publish(msg)
 			}
 		},
+		WakeSenders:  func(destinations ...string) { n.senders.Load().Wake(destinations...) },
 		Passivate:    func(roomID string, pid *actor.PID) bool { return router.Passivate(roomID, pid) },
 		IdleTimeout:  cfg.Rooms.IdleTimeout.Duration,
 		StoreTimeout: cfg.Rooms.RequestTimeout.Duration,
@@ -121,7 +126,7 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 	}}
 	base, cancelRequests := context.WithCancel(context.Background())
 	n.cancelRequests = cancelRequests
-	if n.fed, err = startFederation(cfg, key, store, router, n.system, actorMetrics, base, log, n.failed); err != nil {
+	if n.fed, err = startFederation(cfg, key, store, router, n.system, actorMetrics, &n.senders, base, log, n.failed); err != nil {
 		n.closeStorage()
 		return nil, err
 	}
