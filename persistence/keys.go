@@ -59,6 +59,10 @@ type KeyStore interface {
 	// sharing a joined room with userID, whose devices changed in
 	// (from, to].
 	DeviceListChangesBetween(ctx context.Context, userID string, from, to StreamPos) ([]string, error)
+	// LatestDeviceListChange returns the position of the user's latest
+	// device list change, 0 when there was none: the version of the
+	// device list that federation reports as stream_id.
+	LatestDeviceListChange(ctx context.Context, userID string) (StreamPos, error)
 	// SendToDevice stores messages (each for one device) atomically and
 	// returns their positions, in order.
 	SendToDevice(ctx context.Context, msgs []ToDeviceMessage) ([]StreamPos, error)

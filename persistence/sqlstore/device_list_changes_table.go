@@ -24,14 +24,20 @@ WHERE c.stream_pos > $2 AND c.stream_pos <= $3 AND (c.user_id = $1 OR EXISTS (
 	  AND theirs.user_id = c.user_id AND theirs.membership = 'join'))
 ORDER BY c.user_id`
 
+// selectLatestDeviceListChangeSQL: the position of the user's latest
+// change, 0 for none.
+const selectLatestDeviceListChangeSQL = `
+SELECT COALESCE(MAX(stream_pos), 0) FROM device_list_changes WHERE user_id = $1`
+
 type deviceListChangesTable struct {
-	insert, selectBetween *sql.Stmt
+	insert, selectBetween, selectLatest *sql.Stmt
 }
 
 func prepareDeviceListChangesTable(p *preparer) *deviceListChangesTable {
 	return &deviceListChangesTable{
 		insert:        p.prepare(insertDeviceListChangeSQL),
 		selectBetween: p.prepare(selectDeviceListChangesSQL),
+		selectLatest:  p.prepare(selectLatestDeviceListChangeSQL),
 	}
 }
 
@@ -56,4 +62,10 @@ func (t *deviceListChangesTable) SelectDeviceListChanges(ctx context.Context, us
 		out = append(out, u)
 	}
 	return out, rows.Err()
+}
+
+func (t *deviceListChangesTable) SelectLatestDeviceListChange(ctx context.Context, userID string) (persistence.StreamPos, error) {
+	var pos persistence.StreamPos
+	err := t.selectLatest.QueryRowContext(ctx, userID).Scan(&pos)
+	return pos, err
 }

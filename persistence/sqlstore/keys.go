@@ -148,6 +148,15 @@ func (s *Store) DeviceListChangesBetween(ctx context.Context, userID string, fro
 	return out, nil
 }
 
+// LatestDeviceListChange implements persistence.KeyStore.
+func (s *Store) LatestDeviceListChange(ctx context.Context, userID string) (persistence.StreamPos, error) {
+	pos, err := s.deviceListChanges.SelectLatestDeviceListChange(ctx, userID)
+	if err != nil {
+		return 0, fmt.Errorf("persistence.LatestDeviceListChange: %w", err)
+	}
+	return pos, nil
+}
+
 // SendToDevice implements persistence.KeyStore.
 func (s *Store) SendToDevice(ctx context.Context, msgs []persistence.ToDeviceMessage) ([]persistence.StreamPos, error) {
 	var positions []persistence.StreamPos

@@ -111,6 +111,12 @@ func testDeviceListChanges(t *testing.T, s persistence.Store) {
 	if got, _ := s.DeviceListChangesBetween(ctx, carol, start, pAlice); !slices.Equal(got, []string{carol}) {
 		t.Fatalf("carol sees %v, want only herself", got)
 	}
+	if got, err := s.LatestDeviceListChange(ctx, bob); err != nil || got != pBob {
+		t.Fatalf("bob's latest change: %d, %v; want %d", got, err, pBob)
+	}
+	if got, err := s.LatestDeviceListChange(ctx, "@nobody:x"); err != nil || got != 0 {
+		t.Fatalf("latest change of a user without any: %d, %v; want 0", got, err)
+	}
 }
 
 func testToDevice(t *testing.T, s persistence.Store) {
