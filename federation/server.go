@@ -11,6 +11,7 @@ import (
 
 	"github.com/soma-chat/soma/actors"
 	"github.com/soma-chat/soma/persistence"
+	"github.com/soma-chat/soma/roomdirectory"
 )
 
 // ProfileReader is what the profile query needs of accounts.
@@ -36,6 +37,10 @@ type ServerOptions struct {
 	// Heard, when set, is told of each server whose signed request was
 	// verified: a server that talks is up (its sender stops backing off).
 	Heard func(origin spec.ServerName)
+	// UserKeys answers the device and key queries.
+	UserKeys UserKeyStore
+	// Directory answers alias and public room queries.
+	Directory roomdirectory.Store
 	// Version is what GET /_matrix/federation/v1/version reports.
 	Version string
 	Log     zerolog.Logger
@@ -48,6 +53,8 @@ type Server struct {
 	self       *Identity
 	keys       *KeyRing
 	profiles   ProfileReader
+	userKeys   UserKeyStore
+	directory  roomdirectory.Store
 	rooms      actors.RoomRouter
 	roomEvents RoomEvents
 	accounts   AccountChecker
@@ -65,7 +72,7 @@ func NewServer(opts ServerOptions) *Server {
 		opts.Version = "dev"
 	}
 	return &Server{
-		self: opts.Self, keys: opts.KeyRing, profiles: opts.Profiles,
+		self: opts.Self, keys: opts.KeyRing, profiles: opts.Profiles, userKeys: opts.UserKeys, directory: opts.Directory,
 		rooms: opts.Rooms, roomEvents: opts.RoomEvents, accounts: opts.Accounts, missing: opts.Missing, txns: newTxnResults(), heard: opts.Heard,
 		version: opts.Version, log: opts.Log, now: time.Now,
 	}
@@ -95,6 +102,16 @@ func (s *Server) Handler() http.Handler {
 				r.Get("/make_join/{roomId}/{userId}", s.makeJoin)
 				r.Get("/make_leave/{roomId}/{userId}", s.makeLeave)
 				r.Put("/send/{txnId}", s.send)
+			}
+			if s.userKeys != nil {
+				r.Get("/user/devices/{userId}", s.getUserDevices)
+				r.Post("/user/keys/query", s.queryUserKeys)
+				r.Post("/user/keys/claim", s.claimUserKeys)
+			}
+			if s.directory != nil {
+				r.Get("/query/directory", s.queryDirectory)
+				r.Get("/publicRooms", s.publicRooms)
+				r.Post("/publicRooms", s.publicRooms)
 			}
 		})
 	})

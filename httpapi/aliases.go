@@ -11,8 +11,11 @@ import (
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
+	"github.com/rs/zerolog"
 
+	"github.com/soma-chat/soma/federation"
 	"github.com/soma-chat/soma/persistence"
+	"github.com/soma-chat/soma/roomdirectory"
 )
 
 // Room aliases (#local:server_name → room ID). The mapping lives in the
@@ -48,31 +51,52 @@ func (s *Server) localAlias(alias string) error {
 	return nil
 }
 
-// resolveRoomAlias returns the room an alias names.
-func (s *Server) resolveRoomAlias(ctx context.Context, alias string) (string, error) {
+// resolveRoomAlias returns the room an alias names and servers that can
+// help join it. A remote alias is asked of its server over federation;
+// without federation it is not found.
+func (s *Server) resolveRoomAlias(ctx context.Context, alias string) (string, []string, error) {
 	_, server, err := roomAliasParts(alias)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if server != s.opts.ServerName {
-		// TODO(federation): resolve remote aliases with a federation
-		// directory query (GET /_matrix/federation/v1/query/directory).
-		return "", errNotFound("Room alias " + alias + " is on another server, and this server cannot ask other servers yet (no federation)")
+		return s.remoteRoomAlias(ctx, server, alias)
 	}
-	a, err := s.store.RoomAlias(ctx, alias)
+	roomID, servers, err := roomdirectory.ResolveAlias(ctx, s.store, s.opts.ServerName, alias)
 	if errors.Is(err, persistence.ErrNotFound) {
-		return "", errNotFound("Room alias " + alias + " not found.")
+		return "", nil, errNotFound("Room alias " + alias + " not found.")
 	}
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return a.RoomID, nil
+	return roomID, servers, nil
+}
+
+// remoteRoomAlias asks the alias's server (GET
+// /_matrix/federation/v1/query/directory).
+func (s *Server) remoteRoomAlias(ctx context.Context, server, alias string) (string, []string, error) {
+	if _, _, ok := spec.ParseAndValidateServerName(spec.ServerName(server)); !ok {
+		return "", nil, errInvalidParam("Room alias invalid: bad server name")
+	}
+	if s.opts.RemoteDirectory == nil {
+		return "", nil, errNotFound("Room alias " + alias + " is on another server, and federation is off on this server")
+	}
+	roomID, servers, err := s.opts.RemoteDirectory.LookupRoomAlias(ctx, spec.ServerName(server), alias)
+	if errors.Is(err, federation.ErrRemoteNotFound) {
+		return "", nil, errNotFound("Room alias " + alias + " not found.")
+	}
+	if err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("server_name", server).Msg("remote room alias query failed")
+		return "", nil, matrixError(http.StatusBadGateway, "M_UNKNOWN", "Could not reach "+server)
+	}
+	return roomID, servers, nil
 }
 
 // roomIDOrAlias resolves a path's roomIdOrAlias (used by /join).
 func (s *Server) roomIDOrAlias(ctx context.Context, v string) (string, error) {
 	if strings.HasPrefix(v, "#") {
-		return s.resolveRoomAlias(ctx, v)
+		roomID, _, err := s.resolveRoomAlias(ctx, v)
+		return roomID, err
 	}
 	return v, nil
 }
@@ -83,12 +107,11 @@ func (s *Server) getRoomAliasHandler(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	roomID, err := s.resolveRoomAlias(r.Context(), alias)
+	roomID, servers, err := s.resolveRoomAlias(r.Context(), alias)
 	if err != nil {
 		return 0, nil, err
 	}
-	// TODO(federation): list the servers joined to the room.
-	return http.StatusOK, map[string]any{"room_id": roomID, "servers": []string{s.opts.ServerName}}, nil
+	return http.StatusOK, map[string]any{"room_id": roomID, "servers": servers}, nil
 }
 
 // putRoomAliasHandler: PUT /directory/room/{roomAlias} {room_id}, by a

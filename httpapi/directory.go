@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -12,9 +11,12 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/matrix-org/gomatrixserverlib/spec"
+	"github.com/rs/zerolog"
 
 	"github.com/soma-chat/soma/actors/messages"
+	"github.com/soma-chat/soma/federation"
 	"github.com/soma-chat/soma/persistence"
+	"github.com/soma-chat/soma/roomdirectory"
 )
 
 // The room directory: aliases (aliases.go), whether a room is published,
@@ -243,41 +245,13 @@ func (s *Server) publishNewRoom(ctx context.Context, roomID, visibility string) 
 	return s.store.SetRoomVisibility(ctx, roomID, persistence.VisibilityPublic)
 }
 
-// Public room list.
+// Public room list (roomdirectory, shared with federation).
 
-const maxPublicRoomsLimit = 1000
-
-type publicRoomsRequest struct {
-	Limit  *int   `json:"limit"`
-	Since  string `json:"since"`
-	Filter *struct {
-		GenericSearchTerm string    `json:"generic_search_term"`
-		RoomTypes         []*string `json:"room_types"`
-	} `json:"filter"`
-	IncludeAllNetworks   bool   `json:"include_all_networks"`
-	ThirdPartyInstanceID string `json:"third_party_instance_id"`
-}
-
-// publicRoomChunk is one room of the list (PublicRoomsChunk).
-type publicRoomChunk struct {
-	RoomID           string `json:"room_id"`
-	NumJoinedMembers int    `json:"num_joined_members"`
-	WorldReadable    bool   `json:"world_readable"`
-	GuestCanJoin     bool   `json:"guest_can_join"`
-	JoinRule         string `json:"join_rule,omitempty"`
-	Name             string `json:"name,omitempty"`
-	Topic            string `json:"topic,omitempty"`
-	CanonicalAlias   string `json:"canonical_alias,omitempty"`
-	AvatarURL        string `json:"avatar_url,omitempty"`
-	RoomType         string `json:"room_type,omitempty"`
-}
-
-// publicRoomsHandler: GET and POST /publicRooms. GET needs no token.
-// Rooms are ordered by joined members, then room ID; tokens name the room
-// a page ends (next_batch) or starts (prev_batch) at, so pages neither
-// skip nor repeat a room that keeps its place.
+// publicRoomsHandler: GET and POST /publicRooms. GET needs no token. With
+// ?server= naming another server, that server's list is asked over
+// federation.
 func (s *Server) publicRoomsHandler(r *http.Request) (int, any, error) {
-	var req publicRoomsRequest
+	var req roomdirectory.Request
 	if r.Method == http.MethodPost {
 		if err := decodeJSON(r, &req); err != nil {
 			return 0, nil, err
@@ -292,187 +266,37 @@ func (s *Server) publicRoomsHandler(r *http.Request) (int, any, error) {
 			}
 			req.Limit = &n
 		}
+		req.IncludeAllNetworks = q.Get("include_all_networks") == "true"
+		req.ThirdPartyInstanceID = q.Get("third_party_instance_id")
 	}
 	if server := r.URL.Query().Get("server"); server != "" && server != s.opts.ServerName {
-		// TODO(federation): fetch the remote server's list
-		// (GET/POST /_matrix/federation/v1/publicRooms).
-		return 0, nil, errNotFound("Cannot list the public rooms of " + server + ": this server does not talk to other servers yet (no federation)")
+		return s.remotePublicRooms(r, server, req)
 	}
-	limit := maxPublicRoomsLimit
-	if req.Limit != nil && *req.Limit > 0 {
-		limit = min(*req.Limit, maxPublicRoomsLimit)
+	resp, err := roomdirectory.PublicRooms(r.Context(), s.store, req)
+	if errors.Is(err, roomdirectory.ErrBadSince) {
+		return 0, nil, errInvalidParam("invalid since token")
 	}
-	var cursor *roomsCursor
-	if req.Since != "" {
-		c, err := parseRoomsCursor(req.Since)
-		if err != nil {
-			return 0, nil, err
-		}
-		cursor = c
-	}
-	resp := map[string]any{"chunk": []publicRoomChunk{}, "total_room_count_estimate": 0}
-	if req.ThirdPartyInstanceID != "" {
-		// No application services, so no third-party networks.
-		return http.StatusOK, resp, nil
-	}
-
-	rooms, err := s.store.PublicRooms(r.Context())
 	if err != nil {
 		return 0, nil, err
-	}
-	chunks := make([]*publicRoomChunk, len(rooms))
-	if req.Filter != nil && (req.Filter.GenericSearchTerm != "" || req.Filter.RoomTypes != nil) {
-		term := strings.ToLower(req.Filter.GenericSearchTerm)
-		kept, keptChunks := rooms[:0:0], chunks[:0:0]
-		for _, pr := range rooms {
-			ch, err := s.publicRoomChunk(r.Context(), pr)
-			if err != nil {
-				return 0, nil, err
-			}
-			if matchesPublicRoomFilter(ch, term, req.Filter.RoomTypes) {
-				kept, keptChunks = append(kept, pr), append(keptChunks, ch)
-			}
-		}
-		rooms, chunks = kept, keptChunks
-	}
-
-	start, end := 0, len(rooms)
-	switch {
-	case cursor == nil:
-		end = min(limit, len(rooms))
-	case cursor.forward:
-		start = len(rooms)
-		for i, pr := range rooms {
-			if cursor.before(pr) {
-				start = i
-				break
-			}
-		}
-		end = min(start+limit, len(rooms))
-	default:
-		end = 0
-		for i, pr := range rooms {
-			if !cursor.after(pr) {
-				break
-			}
-			end = i + 1
-		}
-		start = max(0, end-limit)
-	}
-	page := make([]publicRoomChunk, 0, end-start)
-	for i := start; i < end; i++ {
-		ch := chunks[i]
-		if ch == nil {
-			if ch, err = s.publicRoomChunk(r.Context(), rooms[i]); err != nil {
-				return 0, nil, err
-			}
-		}
-		page = append(page, *ch)
-	}
-	resp["chunk"] = page
-	resp["total_room_count_estimate"] = len(rooms)
-	if end < len(rooms) && end > start {
-		resp["next_batch"] = roomsCursor{forward: true, joined: rooms[end-1].JoinedMembers, roomID: rooms[end-1].RoomID}.String()
-	}
-	if start > 0 && start < len(rooms) {
-		resp["prev_batch"] = roomsCursor{joined: rooms[start].JoinedMembers, roomID: rooms[start].RoomID}.String()
 	}
 	return http.StatusOK, resp, nil
 }
 
-func matchesPublicRoomFilter(ch *publicRoomChunk, term string, roomTypes []*string) bool {
-	if term != "" && !strings.Contains(strings.ToLower(ch.Name), term) &&
-		!strings.Contains(strings.ToLower(ch.Topic), term) &&
-		!strings.Contains(strings.ToLower(ch.CanonicalAlias), term) {
-		return false
+// remotePublicRooms asks another server for its public room list.
+func (s *Server) remotePublicRooms(r *http.Request, server string, req roomdirectory.Request) (int, any, error) {
+	if _, _, ok := spec.ParseAndValidateServerName(spec.ServerName(server)); !ok {
+		return 0, nil, errInvalidParam("server is not a server name")
 	}
-	if roomTypes == nil {
-		return true
+	if s.opts.RemoteDirectory == nil {
+		return 0, nil, errNotFound("Cannot list the public rooms of " + server + ": federation is off on this server")
 	}
-	for _, t := range roomTypes {
-		if (t == nil && ch.RoomType == "") || (t != nil && *t == ch.RoomType) {
-			return true
-		}
+	resp, err := s.opts.RemoteDirectory.PublicRooms(r.Context(), spec.ServerName(server), req)
+	if errors.Is(err, federation.ErrRemoteNotFound) {
+		return 0, nil, errNotFound("The server " + server + " has no public room list")
 	}
-	return false
-}
-
-// publicRoomChunk reads a published room's entry from its current state.
-func (s *Server) publicRoomChunk(ctx context.Context, pr persistence.PublicRoom) (*publicRoomChunk, error) {
-	ch := &publicRoomChunk{RoomID: pr.RoomID, NumJoinedMembers: pr.JoinedMembers}
-	field := func(typ, name string) (string, error) {
-		ev, err := s.stateEventCurrent(ctx, pr.RoomNID, typ, "")
-		if err != nil {
-			return "", err
-		}
-		return contentField(ev, name), nil
-	}
-	for _, f := range []struct {
-		typ, name string
-		into      *string
-	}{
-		{spec.MRoomName, "name", &ch.Name},
-		{spec.MRoomTopic, "topic", &ch.Topic},
-		{spec.MRoomCanonicalAlias, "alias", &ch.CanonicalAlias},
-		{spec.MRoomAvatar, "url", &ch.AvatarURL},
-		{spec.MRoomJoinRules, "join_rule", &ch.JoinRule},
-		{spec.MRoomCreate, "type", &ch.RoomType},
-	} {
-		v, err := field(f.typ, f.name)
-		if err != nil {
-			return nil, err
-		}
-		*f.into = v
-	}
-	hv, err := field(spec.MRoomHistoryVisibility, "history_visibility")
 	if err != nil {
-		return nil, err
+		zerolog.Ctx(r.Context()).Warn().Err(err).Str("server_name", server).Msg("remote public rooms query failed")
+		return 0, nil, matrixError(http.StatusBadGateway, "M_UNKNOWN", "Could not reach "+server)
 	}
-	ga, err := field(spec.MRoomGuestAccess, "guest_access")
-	if err != nil {
-		return nil, err
-	}
-	ch.WorldReadable, ch.GuestCanJoin = hv == "world_readable", ga == "can_join"
-	return ch, nil
-}
-
-// roomsCursor is a public room list token: the room a page ended at
-// (forward: the next page starts after it) or started at (backward: the
-// previous page ends before it).
-type roomsCursor struct {
-	forward bool
-	joined  int
-	roomID  string
-}
-
-func (c roomsCursor) String() string {
-	dir := "p"
-	if c.forward {
-		dir = "n"
-	}
-	return base64.RawURLEncoding.EncodeToString([]byte(dir + strconv.Itoa(c.joined) + "|" + c.roomID))
-}
-
-func parseRoomsCursor(tok string) (*roomsCursor, error) {
-	bad := errInvalidParam("invalid since token")
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil || len(b) < 2 || (b[0] != 'n' && b[0] != 'p') {
-		return nil, bad
-	}
-	n, roomID, ok := strings.Cut(string(b[1:]), "|")
-	joined, err := strconv.Atoi(n)
-	if !ok || err != nil || roomID == "" {
-		return nil, bad
-	}
-	return &roomsCursor{forward: b[0] == 'n', joined: joined, roomID: roomID}, nil
-}
-
-// before: pr comes after the cursor's room in the list's order.
-func (c *roomsCursor) before(pr persistence.PublicRoom) bool {
-	return pr.JoinedMembers < c.joined || (pr.JoinedMembers == c.joined && pr.RoomID > c.roomID)
-}
-
-// after: pr comes before the cursor's room in the list's order.
-func (c *roomsCursor) after(pr persistence.PublicRoom) bool {
-	return pr.JoinedMembers > c.joined || (pr.JoinedMembers == c.joined && pr.RoomID < c.roomID)
+	return http.StatusOK, resp, nil
 }

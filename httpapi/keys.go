@@ -3,20 +3,19 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/soma-chat/soma/actors/messages"
+	"github.com/soma-chat/soma/e2ekeys"
 	"github.com/soma-chat/soma/persistence"
 )
 
 // End-to-end encryption keys: devices upload their identity, one-time and
 // fallback keys; others query identity keys and claim one-time keys to
-// start Olm sessions. Only local users for now: remote users are reported
-// as failures until federation exists.
+// start Olm sessions. Remote users' keys are asked of their servers.
 
 func (s *Server) keysRoutes(r chi.Router) {
 	r.Post("/keys/upload", s.serve(s.authed(s.uploadKeys)))
@@ -145,101 +144,71 @@ func (s *Server) publishDeviceListChange(ctx context.Context, userID string, pos
 
 type queryKeysRequest struct {
 	DeviceKeys map[string][]string `json:"device_keys"`
+	// Timeout is how long to wait for other servers, in milliseconds.
+	Timeout *int64 `json:"timeout"`
 }
 
-// queryKeys: POST /keys/query, with the cross-signing keys and signatures
-// of local users (crosssigning.go).
+// queryKeys: POST /keys/query. Local users' keys come from storage
+// (e2ekeys, with their cross-signing keys and the signatures the caller
+// may see); remote users' keys are asked of their servers (remotekeys.go).
 func (s *Server) queryKeys(r *http.Request) (int, any, error) {
 	var req queryKeysRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return 0, nil, err
 	}
-	out := map[string]map[string]json.RawMessage{}
-	failures := map[string]any{}
-	cs := newCrossSigningQuery(callerFrom(r.Context()).UserID)
+	q := e2ekeys.NewQuery(callerFrom(r.Context()).UserID)
+	remote := map[string]map[string][]string{}
 	for userID, devices := range req.DeviceKeys {
 		if !s.isLocalUser(userID) {
-			failures[serverOfUser(userID)] = map[string]string{"status": "not reachable: federation is not supported yet"}
+			if server := serverOfUser(userID); server != "" {
+				if remote[server] == nil {
+					remote[server] = map[string][]string{}
+				}
+				remote[server][userID] = devices
+			}
 			continue
 		}
-		keys, err := s.store.DeviceKeys(r.Context(), userID, devices)
-		if err != nil {
+		if err := q.AddUser(r.Context(), s.store, userID, devices); err != nil {
 			return 0, nil, err
 		}
-		named, err := s.withDisplayNames(r.Context(), userID, keys)
-		if err != nil {
-			return 0, nil, err
-		}
-		if err := s.addCrossSigning(r.Context(), cs, userID, named); err != nil {
-			return 0, nil, err
-		}
-		out[userID] = named
 	}
+	failures := s.queryRemoteKeys(r.Context(), remoteTimeout(req.Timeout), remote, q)
 	return http.StatusOK, map[string]any{
-		"device_keys": out, "failures": failures,
-		"master_keys": cs.master, "self_signing_keys": cs.selfSigning, "user_signing_keys": cs.userSigning,
+		"device_keys": q.DeviceKeys, "failures": failures,
+		"master_keys": q.Master, "self_signing_keys": q.SelfSigning, "user_signing_keys": q.UserSigning,
 	}, nil
-}
-
-// withDisplayNames adds unsigned.device_display_name to each device's keys.
-func (s *Server) withDisplayNames(ctx context.Context, userID string, keys map[string]json.RawMessage) (map[string]json.RawMessage, error) {
-	localpart, _ := strings.CutPrefix(strings.SplitN(userID, ":", 2)[0], "@")
-	devices, err := s.store.ListDevices(ctx, localpart)
-	if err != nil {
-		return nil, err
-	}
-	names := map[string]string{}
-	for _, d := range devices {
-		names[d.DeviceID] = d.DisplayName
-	}
-	out := make(map[string]json.RawMessage, len(keys))
-	for id, k := range keys {
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(k, &obj); err != nil {
-			continue // stored keys are objects; skip one that is not
-		}
-		if name := names[id]; name != "" {
-			unsigned := map[string]any{}
-			_ = json.Unmarshal(obj["unsigned"], &unsigned)
-			unsigned["device_display_name"] = name
-			obj["unsigned"], _ = json.Marshal(unsigned)
-		}
-		out[id], _ = json.Marshal(obj)
-	}
-	return out, nil
 }
 
 type claimKeysRequest struct {
 	OneTimeKeys map[string]map[string]string `json:"one_time_keys"`
+	// Timeout is how long to wait for other servers, in milliseconds.
+	Timeout *int64 `json:"timeout"`
 }
 
-// claimKeys: POST /keys/claim.
+// claimKeys: POST /keys/claim: a one-time key per device, else its
+// fallback key; remote users' are claimed from their servers.
 func (s *Server) claimKeys(r *http.Request) (int, any, error) {
 	var req claimKeysRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return 0, nil, err
 	}
-	out := map[string]map[string]map[string]json.RawMessage{}
-	failures := map[string]any{}
+	out := e2ekeys.Claimed{}
+	remote := map[string]map[string]map[string]string{}
 	for userID, devices := range req.OneTimeKeys {
 		if !s.isLocalUser(userID) {
-			failures[serverOfUser(userID)] = map[string]string{"status": "not reachable: federation is not supported yet"}
+			if server := serverOfUser(userID); server != "" {
+				if remote[server] == nil {
+					remote[server] = map[string]map[string]string{}
+				}
+				remote[server][userID] = devices
+			}
 			continue
 		}
-		for deviceID, alg := range devices {
-			k, err := s.store.ClaimKey(r.Context(), userID, deviceID, alg)
-			if errors.Is(err, persistence.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return 0, nil, err
-			}
-			if out[userID] == nil {
-				out[userID] = map[string]map[string]json.RawMessage{}
-			}
-			out[userID][deviceID] = map[string]json.RawMessage{k.Algorithm + ":" + k.KeyID: k.Key}
+		if err := out.Claim(r.Context(), s.store, userID, devices); err != nil {
+			return 0, nil, err
 		}
 	}
+	failures := s.claimRemoteKeys(r.Context(), remoteTimeout(req.Timeout), remote, out)
 	return http.StatusOK, map[string]any{"one_time_keys": out, "failures": failures}, nil
 }
 

@@ -15,8 +15,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/soma-chat/soma/actors/messages"
+	"github.com/soma-chat/soma/e2ekeys"
 	"github.com/soma-chat/soma/federation"
 	"github.com/soma-chat/soma/persistence"
+	"github.com/soma-chat/soma/roomdirectory"
 )
 
 // RoomRequester delivers a command to a room's actor and returns its reply.
@@ -92,6 +94,12 @@ type Options struct {
 	// RemoteMemberships changes memberships across servers; nil
 	// (federation off) changes them only in rooms this server is in.
 	RemoteMemberships RemoteMemberships
+	// RemoteKeys asks other servers for their users' end-to-end keys;
+	// nil (federation off) lists their servers as failures.
+	RemoteKeys RemoteKeys
+	// RemoteDirectory asks other servers about their aliases and public
+	// rooms; nil (federation off) finds none.
+	RemoteDirectory RemoteDirectory
 	// WellKnownServer is served as m.server in /.well-known/matrix/server;
 	// "" answers 404 there.
 	WellKnownServer string
@@ -102,6 +110,21 @@ type Options struct {
 // federation.ErrRemoteNotFound for a user it does not know.
 type RemoteProfiles interface {
 	LookupProfile(ctx context.Context, server spec.ServerName, userID, field string) (federation.Profile, error)
+}
+
+// RemoteKeys is what /keys/query and /keys/claim need of federation
+// (*federation.Client): one server's users' keys, only those asked for.
+type RemoteKeys interface {
+	QueryKeys(ctx context.Context, server spec.ServerName, deviceKeys map[string][]string) (*federation.QueriedKeys, error)
+	ClaimKeys(ctx context.Context, server spec.ServerName, oneTimeKeys map[string]map[string]string) (e2ekeys.Claimed, error)
+}
+
+// RemoteDirectory is what the room directory endpoints need of federation
+// (*federation.Client), with federation.ErrRemoteNotFound for an alias or
+// list the server does not have.
+type RemoteDirectory interface {
+	LookupRoomAlias(ctx context.Context, server spec.ServerName, alias string) (roomID string, servers []string, err error)
+	PublicRooms(ctx context.Context, server spec.ServerName, req roomdirectory.Request) (*roomdirectory.Response, error)
 }
 
 // Server holds what the handlers depend on.

@@ -70,7 +70,7 @@ func startFederation(cfg *config.Config, key *federation.SigningKey, store persi
 		return nil, err
 	}
 	api := federation.NewServer(federation.ServerOptions{
-		Self: self, KeyRing: keyRing, Profiles: store,
+		Self: self, KeyRing: keyRing, Profiles: store, UserKeys: store, Directory: store,
 		Rooms: rooms, RoomEvents: store, Accounts: store, Missing: federation.NewMissingEvents(client, keyRing, store),
 		Heard: func(origin spec.ServerName) { senders.BackOnline(string(origin)) },
 		Log:   log,
@@ -119,6 +119,24 @@ func (f *federationNode) remoteMemberships() httpapi.RemoteMemberships {
 		return nil
 	}
 	return f.memberships
+}
+
+// remoteKeys is what the client API asks remote users' keys of: none
+// without federation.
+func (f *federationNode) remoteKeys() httpapi.RemoteKeys {
+	if f == nil {
+		return nil
+	}
+	return f.client
+}
+
+// remoteDirectory is what the client API asks remote aliases and public
+// room lists of: none without federation.
+func (f *federationNode) remoteDirectory() httpapi.RemoteDirectory {
+	if f == nil {
+		return nil
+	}
+	return f.client
 }
 
 func (f *federationNode) shutdown(ctx context.Context, log zerolog.Logger) {

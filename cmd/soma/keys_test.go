@@ -108,6 +108,20 @@ func TestEndToEndKeysAndToDevice(t *testing.T) {
 		if keys := claim.OneTimeKeys[alice.userID][aliceDev]; len(keys) != 1 || keys["signed_curve25519:K0"] == nil {
 			t.Fatalf("claimed %v, want K0", claim.OneTimeKeys)
 		}
+		// Without federation, another server's users are failures, by
+		// server name, next to the local answers.
+		var remote struct {
+			Failures map[string]any `json:"failures"`
+		}
+		bob.must("POST", "/_matrix/client/v3/keys/query", map[string]any{"device_keys": map[string][]string{"@carol:elsewhere.example": {}}}, &remote)
+		if _, ok := remote.Failures["elsewhere.example"]; !ok || len(remote.Failures) != 1 {
+			t.Fatalf("query of a remote user without federation: failures %v", remote.Failures)
+		}
+		remote.Failures = nil
+		bob.must("POST", "/_matrix/client/v3/keys/claim", map[string]any{"one_time_keys": map[string]any{"@carol:elsewhere.example": map[string]string{"D": "signed_curve25519"}}}, &remote)
+		if _, ok := remote.Failures["elsewhere.example"]; !ok || len(remote.Failures) != 1 {
+			t.Fatalf("claim of a remote user's key without federation: failures %v", remote.Failures)
+		}
 		base := alice.keysSync("", 0)
 		if base.OneTimeKeysCount["signed_curve25519"] != 2 || len(base.UnusedFallbackKeyTypes) != 1 {
 			t.Fatalf("alice's sync: counts %v, unused fallbacks %v; want 2 and [signed_curve25519]", base.OneTimeKeysCount, base.UnusedFallbackKeyTypes)

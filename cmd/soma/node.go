@@ -158,6 +158,8 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 		Media:                    httpapi.MediaOptions{Files: mediaFiles, MaxUploadSize: cfg.Media.MaxUploadSize},
 		RemoteProfiles:           n.fed.remoteProfiles(),
 		RemoteMemberships:        n.fed.remoteMemberships(),
+		RemoteKeys:               n.fed.remoteKeys(),
+		RemoteDirectory:          n.fed.remoteDirectory(),
 		WellKnownServer:          cfg.Federation.WellKnownServer,
 	}, store, router, notifier, log)
 
