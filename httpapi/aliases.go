@@ -92,15 +92,6 @@ func (s *Server) remoteRoomAlias(ctx context.Context, server, alias string) (str
 	return roomID, servers, nil
 }
 
-// roomIDOrAlias resolves a path's roomIdOrAlias (used by /join).
-func (s *Server) roomIDOrAlias(ctx context.Context, v string) (string, error) {
-	if strings.HasPrefix(v, "#") {
-		roomID, _, err := s.resolveRoomAlias(ctx, v)
-		return roomID, err
-	}
-	return v, nil
-}
-
 // getRoomAliasHandler: GET /directory/room/{roomAlias}. No token needed.
 func (s *Server) getRoomAliasHandler(r *http.Request) (int, any, error) {
 	alias, err := urlParam(r, "roomAlias")

@@ -57,8 +57,8 @@ func (s *Server) notResident(ctx context.Context, roomID string) (bool, error) {
 
 // joinServers are the servers to try a remote join through: those the
 // client named (server_name, or via from newer clients), then the one in
-// the room ID and the alias.
-func (s *Server) joinServers(r *http.Request, roomID, alias string) []spec.ServerName {
+// the room ID, then those an alias's server named.
+func (s *Server) joinServers(r *http.Request, roomID string, aliasServers []string) []spec.ServerName {
 	var out []spec.ServerName
 	seen := map[spec.ServerName]bool{spec.ServerName(s.opts.ServerName): true}
 	add := func(name string) {
@@ -72,17 +72,18 @@ func (s *Server) joinServers(r *http.Request, roomID, alias string) []spec.Serve
 	for _, name := range append(q["server_name"], q["via"]...) {
 		add(name)
 	}
-	for _, id := range []string{roomID, alias} {
-		if _, domain, ok := strings.Cut(id, ":"); ok {
-			add(domain)
-		}
+	if _, domain, ok := strings.Cut(roomID, ":"); ok {
+		add(domain)
+	}
+	for _, name := range aliasServers {
+		add(name)
 	}
 	return out
 }
 
 // joinRemote joins the caller to a room through other servers.
-func (s *Server) joinRemote(r *http.Request, roomID, alias, userID string, content map[string]any) (int, any, error) {
-	servers := s.joinServers(r, roomID, alias)
+func (s *Server) joinRemote(r *http.Request, roomID string, aliasServers []string, userID string, content map[string]any) (int, any, error) {
+	servers := s.joinServers(r, roomID, aliasServers)
 	if len(servers) == 0 {
 		return 0, nil, errNotFound("no server is known to be in the room")
 	}
@@ -103,7 +104,7 @@ func (s *Server) joinRemote(r *http.Request, roomID, alias, userID string, conte
 // leaveRemote rejects the caller's invite to a room this server is not in,
 // through the inviter's server or those of the room ID and the request.
 func (s *Server) leaveRemote(r *http.Request, roomID, userID string) (int, any, error) {
-	servers := s.joinServers(r, roomID, "")
+	servers := s.joinServers(r, roomID, nil)
 	if nid, _, err := s.store.RoomInfo(r.Context(), roomID); err == nil {
 		if m, err := s.store.MembershipOf(r.Context(), nid, userID); err == nil {
 			if ev, err := s.store.EventByID(r.Context(), m.EventID); err == nil {

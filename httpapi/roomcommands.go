@@ -219,14 +219,15 @@ type membershipBody struct {
 func (s *Server) membershipHandler(action string) handlerFunc {
 	return func(r *http.Request) (int, any, error) {
 		c := callerFrom(r.Context())
-		roomID, alias := pathParam(r, "roomId"), ""
+		roomID := pathParam(r, "roomId")
+		var aliasServers []string // the servers the alias's server says are in the room
 		if roomID == "" {
-			var err error
-			if alias = pathParam(r, "roomIdOrAlias"); !strings.HasPrefix(alias, "#") {
-				alias = ""
-			}
-			if roomID, err = s.roomIDOrAlias(r.Context(), pathParam(r, "roomIdOrAlias")); err != nil {
-				return 0, nil, err
+			roomID = pathParam(r, "roomIdOrAlias")
+			if strings.HasPrefix(roomID, "#") {
+				var err error
+				if roomID, aliasServers, err = s.resolveRoomAlias(r.Context(), roomID); err != nil {
+					return 0, nil, err
+				}
 			}
 		}
 		var body membershipBody
@@ -286,7 +287,7 @@ func (s *Server) membershipHandler(action string) handlerFunc {
 			}
 			switch {
 			case remote && action == "join":
-				return s.joinRemote(r, roomID, alias, c.UserID, content)
+				return s.joinRemote(r, roomID, aliasServers, c.UserID, content)
 			case remote:
 				return s.leaveRemote(r, roomID, c.UserID)
 			}

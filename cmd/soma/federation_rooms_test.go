@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"testing"
 	"time"
 )
@@ -38,6 +39,18 @@ func (c *client) joinedMembers(roomID string) map[string]bool {
 	return out
 }
 
+// waitJoined waits until c's server has userID joined to roomID.
+func (c *client) waitJoined(roomID, userID string) {
+	c.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !c.joinedMembers(roomID)[userID] {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s never saw %s join %s", c.userID, userID, roomID)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // A user on B joins a room on A over federation; messages then flow both
 // ways and reach /sync on both servers.
 func TestFederationJoinAndMessagesBothWays(t *testing.T) {
@@ -49,7 +62,7 @@ func TestFederationJoinAndMessagesBothWays(t *testing.T) {
 	var created struct {
 		RoomID string `json:"room_id"`
 	}
-	alice.must("POST", "/_matrix/client/v3/createRoom", map[string]any{"preset": "public_chat", "name": "over the wire"}, &created)
+	alice.must("POST", "/_matrix/client/v3/createRoom", map[string]any{"preset": "public_chat", "name": "over the wire", "room_alias_name": "wire"}, &created)
 	roomID := created.RoomID
 	alice.send(roomID, "before", "before bob came")
 
@@ -65,6 +78,15 @@ func TestFederationJoinAndMessagesBothWays(t *testing.T) {
 			t.Fatalf("%s sees joined members %v", name, m)
 		}
 	}
+	// By alias: B asks A's directory, then joins through the servers A names.
+	bea := b.register("bea")
+	bea.must("POST", "/_matrix/client/v3/join/"+url.PathEscape("#wire:"+string(a.name)), map[string]any{}, &joined)
+	if joined.RoomID != roomID {
+		t.Fatalf("joining by alias answered room %q", joined.RoomID)
+	}
+	// B is in the room already: bea's join is B's own event, which
+	// reaches A in a transaction.
+	alice.waitJoined(roomID, bea.userID)
 	var nameEv map[string]string
 	bob.must("GET", "/_matrix/client/v3/rooms/"+pathEscape(roomID)+"/state/m.room.name", nil, &nameEv)
 	if nameEv["name"] != "over the wire" {
