@@ -72,6 +72,10 @@ func verifyRooms(ctx context.Context, store persistence.Store, only string, maxP
 			fmt.Fprintf(out, "ERROR     %s: %v\n", id, err)
 			return nil
 		}
+		if rep.Skipped != "" {
+			fmt.Fprintf(out, "skipped   %s: %s\n", id, rep.Skipped)
+			return nil
+		}
 		if rep.OK() {
 			fmt.Fprintf(out, "ok        %s (%d events, %d state, depth %d)\n", id, rep.Events, rep.StateEvents, rep.Depth)
 			return nil
