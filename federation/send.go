@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"sort"
 	"sync"
@@ -123,6 +124,11 @@ func (s *Server) inputBatch(ctx context.Context, origin spec.ServerName, b *room
 			s.missing.fill(ctx, s, origin, b, ev, res)
 			res, err = s.input(ctx, b.roomID, origin, ev)
 		}
+		if err == nil && s.missing != nil && len(res.MissingPrev) > 0 {
+			// Too far behind to fill the gap: take the state before the
+			// event from its server, and leave the gap.
+			res, err = s.missing.atState(ctx, s, origin, b, ev)
+		}
 		switch {
 		case err != nil:
 			results[ev.EventID()] = pduResult{Error: err.Error()}
@@ -224,6 +230,40 @@ func (m *MissingEvents) fill(ctx context.Context, s *Server, origin spec.ServerN
 			}
 		}
 	}
+}
+
+// atState inputs ev with the state before it as origin has it (/state):
+// that state and its auth chain, checked (signatures, and each event
+// against its auth events), are stored as outliers first.
+func (m *MissingEvents) atState(ctx context.Context, s *Server, origin spec.ServerName, b *roomBatch, ev gomatrixserverlib.PDU) (*messages.InputResult, error) {
+	resp, err := m.client.fed.LookupState(ctx, s.self.ServerName, origin, b.roomID, ev.EventID(), b.version)
+	if err != nil {
+		return nil, remoteError("state", err)
+	}
+	authEvents, stateEvents, err := gomatrixserverlib.CheckStateResponse(ctx, &resp, b.version, m.keys,
+		func(gomatrixserverlib.RoomVersion, []string) ([]gomatrixserverlib.PDU, error) {
+			return nil, errors.New("the state answer lacks auth events")
+		}, userIDForSender)
+	if err != nil {
+		return nil, fmt.Errorf("checking the state before %s: %w", ev.EventID(), err)
+	}
+	events := append(authEvents, stateEvents...)
+	sort.SliceStable(events, func(i, j int) bool { return events[i].Depth() < events[j].Depth() })
+	for _, e := range events {
+		if e.RoomID().String() != b.roomID {
+			continue
+		}
+		if _, err := s.input(ctx, b.roomID, origin, e, asOutlier); err != nil {
+			return nil, err
+		}
+	}
+	ids := make([]string, len(stateEvents))
+	for i, e := range stateEvents {
+		ids[i] = e.EventID()
+	}
+	return s.input(ctx, b.roomID, origin, ev, func(in *messages.InputEvent) {
+		in.HasState, in.StateIds = true, ids
+	})
 }
 
 // verified keeps the events of the room whose signatures verify.

@@ -305,3 +305,46 @@ func TestFederationForkResolvesToTheSameState(t *testing.T) {
 		t.Fatalf("after the merge A says %v, B says %v", topic, got)
 	}
 }
+
+// A server too far behind to fetch the gap before an event (more than
+// get_missing_events gives) takes the state before it from the sender and
+// accepts it; the gap fills when the server that made it returns.
+func TestFederationGapTooLongForMissingEvents(t *testing.T) {
+	backends := backendsUnderTest()
+	fast := []string{"SOMA_FEDERATION_RETRY_MIN=200ms", "SOMA_FEDERATION_RETRY_MAX=1s"}
+	a := startFedServer(t, backends[0], fast...)
+	b := startFedServer(t, backends[len(backends)-1], fast...)
+	c := startFedServer(t, backends[0], fast...)
+	alice, bob, roomID := publicRoomWithBob(t, a, b)
+	carol := c.register("carol")
+	carol.must("POST", "/_matrix/client/v3/join/"+pathEscape(roomID)+"?server_name="+string(a.name), map[string]any{}, nil)
+	bob.waitJoined(roomID, carol.userID)
+	bobSince := bob.sync("", 0).NextBatch
+
+	b.Stop()
+	aliceSince := alice.sync("", 0).NextBatch
+	for i := range 25 {
+		carol.send(roomID, fmt.Sprintf("gap%d", i), fmt.Sprintf("carol %d", i))
+	}
+	alice.waitForMessage(roomID, aliceSince, "carol 24")
+	c.Stop()
+	b.start(t)
+	alice.send(roomID, "after", "after the gap")
+	bob.on(b).waitForMessage(roomID, bobSince, "after the gap")
+
+	c.start(t)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		seen := map[any]bool{}
+		for _, ev := range bob.history(roomID) {
+			seen[ev.Content["body"]] = true
+		}
+		if seen["carol 0"] && seen["carol 24"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("carol's messages never filled B's gap: %v", seen)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
