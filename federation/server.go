@@ -41,6 +41,10 @@ type ServerOptions struct {
 	UserKeys UserKeyStore
 	// Directory answers alias and public room queries.
 	Directory roomdirectory.Store
+	// EventReads serves the endpoints that read rooms' events for other
+	// servers (/event, /state, /backfill, ...); without it they are not
+	// routed.
+	EventReads RoomEventReader
 	// Version is what GET /_matrix/federation/v1/version reports.
 	Version string
 	Log     zerolog.Logger
@@ -59,6 +63,7 @@ type Server struct {
 	roomEvents RoomEvents
 	accounts   AccountChecker
 	missing    *MissingEvents
+	reads      RoomEventReader
 	txns       *txnResults
 	heard      func(origin spec.ServerName)
 	version    string
@@ -74,6 +79,7 @@ func NewServer(opts ServerOptions) *Server {
 	return &Server{
 		self: opts.Self, keys: opts.KeyRing, profiles: opts.Profiles, userKeys: opts.UserKeys, directory: opts.Directory,
 		rooms: opts.Rooms, roomEvents: opts.RoomEvents, accounts: opts.Accounts, missing: opts.Missing, txns: newTxnResults(), heard: opts.Heard,
+		reads:   opts.EventReads,
 		version: opts.Version, log: opts.Log, now: time.Now,
 	}
 }
@@ -112,6 +118,14 @@ func (s *Server) Handler() http.Handler {
 				r.Get("/query/directory", s.queryDirectory)
 				r.Get("/publicRooms", s.publicRooms)
 				r.Post("/publicRooms", s.publicRooms)
+			}
+			if s.reads != nil {
+				r.Get("/event/{eventId}", s.getEvent)
+				r.Get("/state/{roomId}", s.getState)
+				r.Get("/state_ids/{roomId}", s.getStateIDs)
+				r.Get("/event_auth/{roomId}/{eventId}", s.getEventAuth)
+				r.Get("/backfill/{roomId}", s.getBackfill)
+				r.Post("/get_missing_events/{roomId}", s.postGetMissingEvents)
 			}
 		})
 	})
