@@ -107,11 +107,12 @@ type roomView struct {
 
 // openRoom finds the room and checks that origin may read its events:
 // one of its users is joined to the room now, or the room's history is
-// world_readable. Unknown rooms are 404, a refusal is 403.
+// world_readable; and the room's server ACL must not deny it. Unknown
+// rooms are 404, a refusal is 403.
 //
 // This is the room-wide rule. Per event, the spec and Synapse go further
 // (history visibility at each event, redacted copies for events the
-// server may not see, server ACLs); those are not applied yet.
+// server may not see); that is not applied yet.
 func (s *Server) openRoom(ctx context.Context, origin spec.ServerName, roomID string) (*roomView, *fedError) {
 	nid, version, err := s.reads.RoomInfo(ctx, roomID)
 	if errors.Is(err, persistence.ErrNotFound) {
@@ -125,6 +126,13 @@ func (s *Server) openRoom(ctx context.Context, origin spec.ServerName, roomID st
 		return nil, errInternal("read the room", fmt.Errorf("room %s: %w", roomID, err))
 	}
 	room := &roomView{id: roomID, nid: nid, version: v}
+	allowed, err := s.aclAllows(ctx, room, origin)
+	if err != nil {
+		return nil, errInternal("read the room's server ACL", err)
+	}
+	if !allowed {
+		return nil, errForbidden("The room's server ACL denies " + string(origin))
+	}
 	joined, err := s.serverJoined(ctx, nid, origin)
 	if err != nil {
 		return nil, errInternal("read the room's members", err)
@@ -157,6 +165,28 @@ func (s *Server) serverJoined(ctx context.Context, room persistence.RoomNID, ser
 		}
 	}
 	return false, nil
+}
+
+// aclAllows applies the room's current server ACL, if any, to server.
+func (s *Server) aclAllows(ctx context.Context, room *roomView, server spec.ServerName) (bool, error) {
+	ev, err := s.reads.CurrentStateEvent(ctx, room.nid, "m.room.server_acl", "")
+	if errors.Is(err, persistence.ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	j, err := pduJSON(room.version, ev) // redacted, it allows nobody
+	if err != nil {
+		return false, err
+	}
+	var c struct {
+		Content json.RawMessage `json:"content"`
+	}
+	if err := json.Unmarshal(j, &c); err != nil {
+		return false, fmt.Errorf("event %s: %w", ev.EventID, err)
+	}
+	return parseServerACL(c.Content).Allows(server), nil
 }
 
 // worldReadable says whether the room's current history visibility is

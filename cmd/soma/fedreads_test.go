@@ -398,7 +398,7 @@ func checkRoomEventReads(t *testing.T, a, b *fedServer) {
 	})
 
 	t.Run("bad requests and unknown events", func(t *testing.T) {
-		fr.t = t
+		fr.t, alice.t = t, t
 		for _, tc := range []struct {
 			name, uri string
 			status    int
@@ -448,6 +448,20 @@ func checkRoomEventReads(t *testing.T, a, b *fedServer) {
 				t.Errorf("get_missing_events, %s: %d %v, want %d %s", tc.name, code, body, tc.status, tc.errcode)
 			}
 		}
+		// The room's server ACL shuts B out, whatever the history visibility.
+		alice.must("PUT", roomPath+"/state/m.room.server_acl/", map[string]any{"allow": []string{"*"}, "allow_ip_literals": false}, nil)
+		for _, uri := range []string{
+			"/_matrix/federation/v1/event/" + url.PathEscape(m1),
+			"/_matrix/federation/v1/state_ids/" + roomURI + "?event_id=" + url.QueryEscape(m1),
+			"/_matrix/federation/v1/backfill/" + roomURI + "?limit=10&v=" + url.QueryEscape(m1),
+		} {
+			if code, body := fr.get(uri); code != 403 || body["errcode"] != "M_FORBIDDEN" {
+				t.Errorf("%s with an ACL denying IP literals: %d %v", uri, code, body)
+			}
+		}
+		alice.must("PUT", roomPath+"/state/m.room.server_acl/", map[string]any{"allow": []string{"*"}}, nil)
+		fr.must(fr.get("/_matrix/federation/v1/event/" + url.PathEscape(m1)))
+
 		// Unsigned requests never get this far.
 		code, body := fedGet(t, a.fedURL+"/_matrix/federation/v1/event/"+url.PathEscape(m1))
 		if code != 401 || body["errcode"] != "M_UNAUTHORIZED" {
