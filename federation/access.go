@@ -18,8 +18,8 @@ import (
 )
 
 // RoomEventReader is what the endpoints that read a room's events for
-// other servers need of storage: the join endpoints' reads, and the two
-// the access rule needs.
+// other servers need of storage: the join endpoints' reads, and those
+// the access rules need.
 type RoomEventReader interface {
 	RoomEvents
 	// CurrentStateEvent returns persistence.ErrNotFound when the room has
@@ -27,6 +27,9 @@ type RoomEventReader interface {
 	CurrentStateEvent(ctx context.Context, room persistence.RoomNID, eventType, stateKey string) (*persistence.StoredEvent, error)
 	// RoomMemberships returns every membership row of a room.
 	RoomMemberships(ctx context.Context, room persistence.RoomNID) ([]persistence.Membership, error)
+	// StateEventAt returns the state event for (type, stateKey) in a
+	// snapshot, or persistence.ErrNotFound.
+	StateEventAt(ctx context.Context, snapshot persistence.StateSnapshotNID, eventType, stateKey string) (*persistence.StoredEvent, error)
 }
 
 // fedError is a Matrix error a handler answers with.
@@ -110,9 +113,8 @@ type roomView struct {
 // world_readable; and the room's server ACL must not deny it. Unknown
 // rooms are 404, a refusal is 403.
 //
-// This is the room-wide rule. Per event, the spec and Synapse go further
-// (history visibility at each event, redacted copies for events the
-// server may not see); that is not applied yet.
+// This is the room-wide rule; /event, /backfill and /get_missing_events
+// then redact the events the origin may not see (historyFilter).
 func (s *Server) openRoom(ctx context.Context, origin spec.ServerName, roomID string) (*roomView, *fedError) {
 	nid, version, err := s.reads.RoomInfo(ctx, roomID)
 	if errors.Is(err, persistence.ErrNotFound) {

@@ -21,7 +21,9 @@ import (
 // the room (or any server, when the room's history is world_readable):
 // one event, the state at an event, an auth chain, backfill and missing
 // events. Events go out as stored, byte for byte signed JSON, redacted
-// when the room redacted them.
+// when the room redacted them; /event, /backfill and /get_missing_events
+// also redact those the history visibility hides from the requester (the
+// state and auth chains go out whole: servers need them to check events).
 
 // maxWalk bounds what /backfill and /get_missing_events answer with.
 const maxWalk = 100
@@ -123,7 +125,7 @@ func dagEventIDs(evs []*dagEvent) []string {
 }
 
 // GET /_matrix/federation/v1/event/{eventId}: one event, as a transaction
-// of one PDU.
+// of one PDU, redacted when the origin may not see it.
 func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 	eventID, ferr := eventIDParam(r, "eventId")
 	if ferr != nil {
@@ -144,7 +146,7 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 		writeFedError(w, r, ferr)
 		return
 	}
-	j, err := pduJSON(room.version, ev)
+	j, err := s.historyFilter(room, OriginFrom(r.Context())).pdu(r.Context(), ev)
 	if err != nil {
 		writeFedError(w, r, errInternal("read the event", err))
 		return
@@ -322,7 +324,7 @@ func (s *Server) getBackfill(w http.ResponseWriter, r *http.Request) {
 		writeFedError(w, r, errInternal("read the room's events", err))
 		return
 	}
-	out, err := pdus(room, evs)
+	out, err := s.historyFilter(room, OriginFrom(r.Context())).filteredPDUs(r.Context(), evs)
 	if err != nil {
 		writeFedError(w, r, errInternal("read the room's events", err))
 		return
@@ -379,7 +381,7 @@ func (s *Server) postGetMissingEvents(w http.ResponseWriter, r *http.Request) {
 		writeFedError(w, r, errInternal("read the room's events", err))
 		return
 	}
-	out, err := pdus(room, evs)
+	out, err := s.historyFilter(room, OriginFrom(r.Context())).filteredPDUs(r.Context(), evs)
 	if err != nil {
 		writeFedError(w, r, errInternal("read the room's events", err))
 		return

@@ -397,6 +397,70 @@ func checkRoomEventReads(t *testing.T, a, b *fedServer) {
 		}
 	})
 
+	t.Run("history B could not see goes out redacted", func(t *testing.T) {
+		pc.t, fr.t, alice.t = t, t, t
+		room := alice.createRoom(map[string]any{
+			"preset":        "public_chat",
+			"initial_state": []map[string]any{{"type": "m.room.history_visibility", "content": map[string]any{"history_visibility": "world_readable"}}},
+		})
+		path := "/_matrix/client/v3/rooms/" + pathEscape(room)
+		seen := alice.send(room, "v1", "for everyone")
+		alice.must("PUT", path+"/state/m.room.history_visibility/", map[string]any{"history_visibility": "joined"}, nil)
+		hidden1 := alice.send(room, "v2", "members only")
+		hidden2 := alice.send(room, "v3", "members only too")
+		alice.must("PUT", path+"/state/m.room.history_visibility/", map[string]any{"history_visibility": "world_readable"}, nil)
+		seenAgain := alice.send(room, "v4", "for everyone again")
+		hc := pc
+		hc.redacted = map[string]bool{hidden1: true, hidden2: true}
+		var reopen string // the world_readable event: the state before it says joined
+		tl := alice.history(room)
+		for _, ev := range tl {
+			if ev.Type == "m.room.history_visibility" && ev.Content["history_visibility"] == "world_readable" && reopen == "" {
+				reopen = ev.EventID // newest first: the second change
+			}
+		}
+		hc.redacted[reopen] = true
+		bodies := func(list any) map[string]any {
+			t.Helper()
+			out := map[string]any{}
+			for _, v := range list.([]any) {
+				p := hc.check(v)
+				var c map[string]any
+				_ = json.Unmarshal(p.Content(), &c)
+				out[p.EventID()] = c["body"]
+			}
+			return out
+		}
+		body := fr.must(fr.get("/_matrix/federation/v1/backfill/" + url.PathEscape(room) + "?limit=100&v=" + url.QueryEscape(seenAgain)))
+		got := bodies(body["pdus"])
+		if len(got) != len(tl) {
+			t.Fatalf("backfill of the whole room: %d events, the client sees %d", len(got), len(tl))
+		}
+		want := map[string]any{seen: "for everyone", hidden1: nil, hidden2: nil, seenAgain: "for everyone again"}
+		for id, b := range want {
+			if got[id] != b {
+				t.Errorf("backfill: %s has body %v, want %v", id, got[id], b)
+			}
+		}
+		body = fr.must(fr.get("/_matrix/federation/v1/event/" + url.PathEscape(hidden1)))
+		if got := bodies(body["pdus"]); len(got) != 1 || got[hidden1] != nil {
+			t.Errorf("/event of a hidden message: %v", got)
+		}
+		body = fr.must(fr.post("/_matrix/federation/v1/get_missing_events/"+url.PathEscape(room), map[string]any{"earliest_events": []string{seen}, "latest_events": []string{seenAgain}}))
+		if got := bodies(body["events"]); len(got) != 4 || got[hidden2] != nil {
+			t.Errorf("get_missing_events across the hidden messages: %v", got)
+		}
+		// The state goes out whole: the visibility change of reopen is part of it.
+		ids := fr.must(fr.get("/_matrix/federation/v1/state/" + url.PathEscape(room) + "?event_id=" + url.QueryEscape(seenAgain)))
+		for _, v := range ids["pdus"].([]any) {
+			p := pc.check(v) // fails on a redacted state event
+			if p.EventID() == reopen {
+				return
+			}
+		}
+		t.Errorf("the state at the last message lacks %s", reopen)
+	})
+
 	t.Run("bad requests and unknown events", func(t *testing.T) {
 		fr.t, alice.t = t, t
 		for _, tc := range []struct {
