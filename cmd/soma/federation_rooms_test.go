@@ -331,6 +331,11 @@ func TestFederationGapTooLongForMissingEvents(t *testing.T) {
 	b.start(t)
 	alice.send(roomID, "after", "after the gap")
 	bob.on(b).waitForMessage(roomID, bobSince, "after the gap")
+	for _, ev := range bob.history(roomID) {
+		if ev.Content["body"] == "carol 0" {
+			t.Fatal("B has the start of the gap before carol's server returned: the gap was never too long")
+		}
+	}
 
 	c.start(t)
 	deadline := time.Now().Add(time.Minute)
