@@ -116,7 +116,7 @@ type roomView struct {
 // This is the room-wide rule; /event, /backfill and /get_missing_events
 // then redact the events the origin may not see (historyFilter).
 func (s *Server) openRoom(ctx context.Context, origin spec.ServerName, roomID string) (*roomView, *fedError) {
-	nid, version, err := s.reads.RoomInfo(ctx, roomID)
+	nid, version, err := s.roomEvents.RoomInfo(ctx, roomID)
 	if errors.Is(err, persistence.ErrNotFound) {
 		return nil, errNotFound("Unknown room")
 	}
@@ -154,7 +154,7 @@ func (s *Server) openRoom(ctx context.Context, origin spec.ServerName, roomID st
 
 // serverJoined says whether a user of server is joined to the room.
 func (s *Server) serverJoined(ctx context.Context, room persistence.RoomNID, server spec.ServerName) (bool, error) {
-	ms, err := s.reads.RoomMemberships(ctx, room)
+	ms, err := s.roomEvents.RoomMemberships(ctx, room)
 	if err != nil {
 		return false, err
 	}
@@ -171,7 +171,7 @@ func (s *Server) serverJoined(ctx context.Context, room persistence.RoomNID, ser
 
 // aclAllows applies the room's current server ACL, if any, to server.
 func (s *Server) aclAllows(ctx context.Context, room *roomView, server spec.ServerName) (bool, error) {
-	ev, err := s.reads.CurrentStateEvent(ctx, room.nid, "m.room.server_acl", "")
+	ev, err := s.roomEvents.CurrentStateEvent(ctx, room.nid, "m.room.server_acl", "")
 	if errors.Is(err, persistence.ErrNotFound) {
 		return true, nil
 	}
@@ -194,7 +194,7 @@ func (s *Server) aclAllows(ctx context.Context, room *roomView, server spec.Serv
 // worldReadable says whether the room's current history visibility is
 // world_readable.
 func (s *Server) worldReadable(ctx context.Context, v gomatrixserverlib.IRoomVersion, room persistence.RoomNID) (bool, error) {
-	ev, err := s.reads.CurrentStateEvent(ctx, room, spec.MRoomHistoryVisibility, "")
+	ev, err := s.roomEvents.CurrentStateEvent(ctx, room, spec.MRoomHistoryVisibility, "")
 	if errors.Is(err, persistence.ErrNotFound) {
 		return false, nil
 	}

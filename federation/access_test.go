@@ -70,7 +70,7 @@ func TestOpenRoomLetsInServersInTheRoomOrAnyoneWhenWorldReadable(t *testing.T) {
 		{"allowed by the ACL", "!r:x", nil, "world_readable", false, 0, `{"allow":["127.0.0.*"]}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := NewServer(ServerOptions{Self: &Identity{ServerName: "x"}, EventReads: &roomsFake{members: tc.members, visibility: tc.visibility, acl: tc.acl, fail: tc.fail}})
+			s := NewServer(ServerOptions{Self: &Identity{ServerName: "x"}, RoomEvents: &roomsFake{members: tc.members, visibility: tc.visibility, acl: tc.acl, fail: tc.fail}})
 			room, ferr := s.openRoom(context.Background(), "127.0.0.1:1", tc.room)
 			switch {
 			case tc.status == 0 && (ferr != nil || room == nil || room.nid != 1):

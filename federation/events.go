@@ -73,7 +73,7 @@ func (s *Server) loader(room *roomView) dagLoader {
 		if !validEventID(id) {
 			return nil, nil
 		}
-		se, err := s.reads.EventByID(ctx, id)
+		se, err := s.roomEvents.EventByID(ctx, id)
 		if errors.Is(err, persistence.ErrNotFound) {
 			cache[id] = nil
 			return nil, nil
@@ -132,7 +132,7 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 		writeFedError(w, r, ferr)
 		return
 	}
-	ev, err := s.reads.EventByID(r.Context(), eventID)
+	ev, err := s.roomEvents.EventByID(r.Context(), eventID)
 	if errors.Is(err, persistence.ErrNotFound) {
 		writeFedError(w, r, errNotFound("Unknown event"))
 		return
@@ -188,7 +188,7 @@ func (s *Server) stateAt(ctx context.Context, room *roomView, ev *dagEvent) (sta
 		// An outlier: stored for its own sake, its state never computed.
 		return nil, nil, errNotFound("The state at this event is not known here")
 	}
-	stored, err := s.reads.SnapshotEvents(ctx, ev.Stored.StateBefore)
+	stored, err := s.roomEvents.SnapshotEvents(ctx, ev.Stored.StateBefore)
 	if err != nil {
 		return nil, nil, errInternal("read the state", err)
 	}

@@ -109,17 +109,7 @@ func (s *Server) makeLeave(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	reply, err := s.rooms.RequestRoom(r.Context(), roomID, &messages.MakeMembership{RoomId: roomID, UserId: userID, Membership: spec.Leave})
-	if err != nil {
-		s.roomUnavailable(w, r, err)
-		return
-	}
-	mm, _ := reply.(*messages.MakeMembershipReply)
-	if mm == nil || mm.Error != nil {
-		writeRoomError(w, mm.GetError())
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"room_version": mm.RoomVersion, "event": json.RawMessage(mm.Event)})
+	s.membershipTemplate(w, r, roomID, userID, spec.Leave)
 }
 
 // PUT /_matrix/federation/v2/send_leave/{roomId}/{eventId}

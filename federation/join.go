@@ -61,7 +61,13 @@ func (s *Server) makeJoin(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	reply, err := s.rooms.RequestRoom(r.Context(), roomID, &messages.MakeMembership{RoomId: roomID, UserId: userID, Membership: spec.Join})
+	s.membershipTemplate(w, r, roomID, userID, spec.Join)
+}
+
+// membershipTemplate answers make_join and make_leave with the room's
+// template.
+func (s *Server) membershipTemplate(w http.ResponseWriter, r *http.Request, roomID, userID, membership string) {
+	reply, err := s.rooms.RequestRoom(r.Context(), roomID, &messages.MakeMembership{RoomId: roomID, UserId: userID, Membership: membership})
 	if err != nil {
 		s.roomUnavailable(w, r, err)
 		return
@@ -101,7 +107,7 @@ func (s *Server) sendJoin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	roomID, version := ev.RoomID().String(), string(ev.Version())
+	roomID := ev.RoomID().String()
 	res, ok := s.inputOne(w, r, roomID, OriginFrom(ctx), ev)
 	if !ok {
 		return
@@ -110,18 +116,32 @@ func (s *Server) sendJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "M_FORBIDDEN", "The join is not allowed: "+inputRefusal(res))
 		return
 	}
-	state, authChain, err := s.stateAndAuthChainBefore(ctx, ev.EventID(), version)
-	if err != nil {
-		s.internalError(w, r, err, "reading the state before a join")
+	// The joining server is in the room now: it may read the state.
+	room, stored, ferr := s.roomEvent(r, ev.EventID())
+	if ferr != nil {
+		writeFedError(w, r, ferr)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"origin":          s.self.ServerName,
-		"state":           state,
-		"auth_chain":      authChain,
-		"event":           json.RawMessage(ev.JSON()),
-		"members_omitted": false,
-	})
+	stateEvs, chainEvs, ferr := s.stateAt(ctx, room, stored)
+	if ferr != nil {
+		writeFedError(w, r, ferr)
+		return
+	}
+	state, err := pdus(room, stateEvs)
+	if err == nil {
+		var authChain []json.RawMessage
+		if authChain, err = pdus(room, chainEvs); err == nil {
+			writePDUs(w, map[string]any{
+				"origin":          s.self.ServerName,
+				"state":           state,
+				"auth_chain":      authChain,
+				"event":           json.RawMessage(ev.JSON()),
+				"members_omitted": false,
+			})
+			return
+		}
+	}
+	s.internalError(w, r, err, "reading the state before a join")
 }
 
 // readPDU reads a request body that is one event of the room version.
@@ -171,72 +191,6 @@ func inputRefusal(res *messages.InputResult) string {
 	default:
 		return "its prev or auth events are unknown here"
 	}
-}
-
-// stateAndAuthChainBefore reads the state before a stored event and the
-// auth chain of that state and the event, as JSON.
-func (s *Server) stateAndAuthChainBefore(ctx context.Context, eventID, version string) (state, authChain []json.RawMessage, err error) {
-	se, err := s.roomEvents.EventByID(ctx, eventID)
-	if err != nil {
-		return nil, nil, err
-	}
-	stored, err := s.roomEvents.SnapshotEvents(ctx, se.StateBefore)
-	if err != nil {
-		return nil, nil, err
-	}
-	verImpl := gomatrixserverlib.MustGetRoomVersion(gomatrixserverlib.RoomVersion(version))
-	var roots []gomatrixserverlib.PDU
-	for _, e := range append(stored, *se) {
-		pdu, err := verImpl.NewEventFromTrustedJSONWithEventID(e.EventID, e.JSON, false)
-		if err != nil {
-			return nil, nil, fmt.Errorf("stored event %s: %w", e.EventID, err)
-		}
-		roots = append(roots, pdu)
-		if e.EventID != eventID {
-			state = append(state, json.RawMessage(e.JSON))
-		}
-	}
-	chain, err := authChainOf(ctx, s.roomEvents, verImpl, roots)
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, pdu := range chain {
-		authChain = append(authChain, json.RawMessage(pdu.JSON()))
-	}
-	return state, authChain, nil
-}
-
-// authChainOf walks the auth events of roots, transitively, through
-// storage; an auth event not stored is left out.
-func authChainOf(ctx context.Context, store RoomEvents, verImpl gomatrixserverlib.IRoomVersion, roots []gomatrixserverlib.PDU) ([]gomatrixserverlib.PDU, error) {
-	var chain []gomatrixserverlib.PDU
-	seen := map[string]bool{}
-	var queue []string
-	for _, ev := range roots {
-		queue = append(queue, ev.AuthEventIDs()...)
-	}
-	for len(queue) > 0 {
-		id := queue[0]
-		queue = queue[1:]
-		if seen[id] {
-			continue
-		}
-		seen[id] = true
-		se, err := store.EventByID(ctx, id)
-		if errors.Is(err, persistence.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		pdu, err := verImpl.NewEventFromTrustedJSONWithEventID(se.EventID, se.JSON, false)
-		if err != nil {
-			return nil, fmt.Errorf("stored event %s: %w", id, err)
-		}
-		chain = append(chain, pdu)
-		queue = append(queue, pdu.AuthEventIDs()...)
-	}
-	return chain, nil
 }
 
 func senderServer(ev gomatrixserverlib.PDU) spec.ServerName {

@@ -26,9 +26,11 @@ type ServerOptions struct {
 	KeyRing  *KeyRing
 	Profiles ProfileReader
 	// Rooms delivers commands to room actors; RoomEvents reads rooms'
-	// stored events. Without them the room endpoints are not served.
+	// stored events. Without them the room endpoints (joins, transactions,
+	// and those reading a room's events for other servers: /event,
+	// /state, /backfill, ...) are not served.
 	Rooms      actors.RoomRouter
-	RoomEvents RoomEvents
+	RoomEvents RoomEventReader
 	// Accounts says which local users exist (the invitees of invites).
 	Accounts AccountChecker
 	// Missing fetches the events a remote event refers to that this
@@ -41,10 +43,6 @@ type ServerOptions struct {
 	UserKeys UserKeyStore
 	// Directory answers alias and public room queries.
 	Directory roomdirectory.Store
-	// EventReads serves the endpoints that read rooms' events for other
-	// servers (/event, /state, /backfill, ...); without it they are not
-	// routed.
-	EventReads RoomEventReader
 	// Version is what GET /_matrix/federation/v1/version reports.
 	Version string
 	Log     zerolog.Logger
@@ -60,10 +58,9 @@ type Server struct {
 	userKeys   UserKeyStore
 	directory  roomdirectory.Store
 	rooms      actors.RoomRouter
-	roomEvents RoomEvents
+	roomEvents RoomEventReader
 	accounts   AccountChecker
 	missing    *MissingEvents
-	reads      RoomEventReader
 	txns       *txnResults
 	heard      func(origin spec.ServerName)
 	version    string
@@ -79,7 +76,6 @@ func NewServer(opts ServerOptions) *Server {
 	return &Server{
 		self: opts.Self, keys: opts.KeyRing, profiles: opts.Profiles, userKeys: opts.UserKeys, directory: opts.Directory,
 		rooms: opts.Rooms, roomEvents: opts.RoomEvents, accounts: opts.Accounts, missing: opts.Missing, txns: newTxnResults(), heard: opts.Heard,
-		reads:   opts.EventReads,
 		version: opts.Version, log: opts.Log, now: time.Now,
 	}
 }
@@ -119,7 +115,7 @@ func (s *Server) Handler() http.Handler {
 				r.Get("/publicRooms", s.publicRooms)
 				r.Post("/publicRooms", s.publicRooms)
 			}
-			if s.reads != nil {
+			if s.roomEvents != nil {
 				r.Get("/event/{eventId}", s.getEvent)
 				r.Get("/state/{roomId}", s.getState)
 				r.Get("/state_ids/{roomId}", s.getStateIDs)

@@ -33,7 +33,7 @@ type historyFilter struct {
 }
 
 func (s *Server) historyFilter(room *roomView, origin spec.ServerName) *historyFilter {
-	return &historyFilter{reads: s.reads, room: room, origin: origin, bySnapshot: map[persistence.StateSnapshotNID]bool{}}
+	return &historyFilter{reads: s.roomEvents, room: room, origin: origin, bySnapshot: map[persistence.StateSnapshotNID]bool{}}
 }
 
 // visible says whether the origin may see ev whole.

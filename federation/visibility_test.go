@@ -52,7 +52,7 @@ func TestHistoryFilterRedactsWhatTheOriginCouldNotSee(t *testing.T) {
 		},
 	}
 	v, _ := gomatrixserverlib.GetRoomVersion("10")
-	f := (&Server{reads: fake}).historyFilter(&roomView{id: "!r:x", nid: 1, version: v}, "127.0.0.1:1")
+	f := (&Server{roomEvents: fake}).historyFilter(&roomView{id: "!r:x", nid: 1, version: v}, "127.0.0.1:1")
 	for _, tc := range []struct {
 		name     string
 		snapshot persistence.StateSnapshotNID

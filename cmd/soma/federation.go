@@ -71,7 +71,7 @@ func startFederation(cfg *config.Config, key *federation.SigningKey, store persi
 	}
 	api := federation.NewServer(federation.ServerOptions{
 		Self: self, KeyRing: keyRing, Profiles: store, UserKeys: store, Directory: store,
-		Rooms: rooms, RoomEvents: store, EventReads: store, Accounts: store, Missing: federation.NewMissingEvents(client, keyRing, store),
+		Rooms: rooms, RoomEvents: store, Accounts: store, Missing: federation.NewMissingEvents(client, keyRing, store),
 		Heard: func(origin spec.ServerName) { senders.BackOnline(string(origin)) },
 		Log:   log,
 	})
