@@ -63,9 +63,13 @@ func writePDUs(w http.ResponseWriter, body any) {
 }
 
 // loader returns the dagLoader of a room: events of other rooms read as
-// unknown. Each event is read and parsed once per request.
-func (s *Server) loader(room *roomView) dagLoader {
-	cache := map[string]*dagEvent{}
+// unknown. Each event is read and parsed once per request; known events
+// (the room's, already read) are not read again.
+func (s *Server) loader(room *roomView, known ...*dagEvent) dagLoader {
+	cache := make(map[string]*dagEvent, len(known))
+	for _, ev := range known {
+		cache[ev.ID] = ev
+	}
 	return func(ctx context.Context, id string) (*dagEvent, error) {
 		if ev, ok := cache[id]; ok {
 			return ev, nil
@@ -192,7 +196,6 @@ func (s *Server) stateAt(ctx context.Context, room *roomView, ev *dagEvent) (sta
 	if err != nil {
 		return nil, nil, errInternal("read the state", err)
 	}
-	load := s.loader(room)
 	state = make([]*dagEvent, 0, len(stored))
 	for i := range stored {
 		de, err := toDAGEvent(room.version, &stored[i])
@@ -201,7 +204,9 @@ func (s *Server) stateAt(ctx context.Context, room *roomView, ev *dagEvent) (sta
 		}
 		state = append(state, de)
 	}
-	chain, err = walkAuthChain(ctx, load, state)
+	// Most auth events of the state are in it (create, power levels, join
+	// rules, mostly the senders' memberships): take them from there.
+	chain, err = walkAuthChain(ctx, s.loader(room, state...), state)
 	if err != nil {
 		return nil, nil, errInternal("read the auth chain", err)
 	}
