@@ -204,6 +204,25 @@ func TestFederationUserKeysAndDirectory(t *testing.T) {
 		bob.wantError("GET", "/_matrix/client/v3/publicRooms?server=127.0.0.1:1", nil, http.StatusBadGateway, "M_UNKNOWN")
 	})
 
+	t.Run("bob joins through the alias; the alias then names B too", func(t *testing.T) {
+		alias := "#lounge:" + string(a.name)
+		var joined struct {
+			RoomID string `json:"room_id"`
+		}
+		bob.must("POST", "/_matrix/client/v3/join/"+url.PathEscape(alias), map[string]any{}, &joined)
+		if joined.RoomID != roomID {
+			t.Fatalf("joined %q through %s, want %s", joined.RoomID, alias, roomID)
+		}
+		var dir struct {
+			RoomID  string   `json:"room_id"`
+			Servers []string `json:"servers"`
+		}
+		bob.must("GET", "/_matrix/client/v3/directory/room/"+url.PathEscape(alias), nil, &dir)
+		if dir.RoomID != roomID || len(dir.Servers) != 2 || dir.Servers[0] != string(a.name) || dir.Servers[1] != string(b.name) {
+			t.Fatalf("alias after bob's join: %+v, want servers [%s %s]", dir, a.name, b.name)
+		}
+	})
+
 	t.Run("A serves its users' devices to B", func(t *testing.T) {
 		code, body := fedDo(t, signedRequest(t, a.fedURL, "GET", b.name, a.name, bKey, "/_matrix/federation/v1/user/devices/"+url.PathEscape(alice.userID), nil))
 		devices, _ := body["devices"].([]any)
