@@ -4,35 +4,12 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
 	"testing"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
-	"github.com/matrix-org/gomatrixserverlib/fclient"
-	"github.com/matrix-org/gomatrixserverlib/spec"
 )
-
-// signedPut builds a PUT of body to dest's federation listener signed as
-// origin with key.
-func signedPut(t *testing.T, baseURL string, origin, destination spec.ServerName, key ed25519.PrivateKey, keyID gomatrixserverlib.KeyID, uri string, body any) *http.Request {
-	t.Helper()
-	fr := fclient.NewFederationRequest("PUT", origin, destination, uri)
-	if err := fr.SetContent(body); err != nil {
-		t.Fatal(err)
-	}
-	if err := fr.Sign(origin, keyID, key); err != nil {
-		t.Fatal(err)
-	}
-	req, err := fr.HTTPRequest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(baseURL + uri)
-	req.URL, req.Host = u, u.Host
-	return req
-}
 
 // A server's transactions are checked before anything is stored: forged
 // signatures, senders the room does not allow, an origin that is not the
@@ -71,7 +48,7 @@ func TestFederationRejectsForgedReplayedAndMalformedTransactions(t *testing.T) {
 	}
 	send := func(txnID string, body any) (int, map[string]any) {
 		t.Helper()
-		return fedDo(t, signedPut(t, a.fedURL, b.name, a.name, bKey.Private, bKey.KeyID, "/_matrix/federation/v1/send/"+txnID, body))
+		return fedDo(t, signedRequest(t, a.fedURL, "PUT", b.name, a.name, bKey, "/_matrix/federation/v1/send/"+txnID, body))
 	}
 	txn := func(pdus ...gomatrixserverlib.PDU) map[string]any {
 		raw := make([]json.RawMessage, len(pdus))

@@ -99,11 +99,16 @@ func fedGet(t *testing.T, url string) (int, map[string]any) {
 	return fedDo(t, req)
 }
 
-// signedGet builds a GET to dest's federation listener signed as origin
-// with key; the X-Matrix header names destination.
-func signedGet(t *testing.T, baseURL string, origin, destination spec.ServerName, key *federation.SigningKey, uri string) *http.Request {
+// signedRequest builds a request to a federation listener signed as
+// origin with key, carrying content as JSON when it is not nil.
+func signedRequest(t *testing.T, baseURL, method string, origin, destination spec.ServerName, key *federation.SigningKey, uri string, content any) *http.Request {
 	t.Helper()
-	fr := fclient.NewFederationRequest("GET", origin, destination, uri)
+	fr := fclient.NewFederationRequest(method, origin, destination, uri)
+	if content != nil {
+		if err := fr.SetContent(content); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := fr.Sign(origin, key.KeyID, key.Private); err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +119,13 @@ func signedGet(t *testing.T, baseURL string, origin, destination spec.ServerName
 	u, _ := url.Parse(baseURL + uri)
 	req.URL, req.Host = u, u.Host
 	return req
+}
+
+// signedGet builds a GET to dest's federation listener signed as origin
+// with key; the X-Matrix header names destination.
+func signedGet(t *testing.T, baseURL string, origin, destination spec.ServerName, key *federation.SigningKey, uri string) *http.Request {
+	t.Helper()
+	return signedRequest(t, baseURL, "GET", origin, destination, key, uri, nil)
 }
 
 // verifyKeyResponse checks that raw is server's key response holding key

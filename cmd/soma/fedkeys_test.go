@@ -11,33 +11,7 @@ import (
 	"testing"
 
 	"github.com/matrix-org/gomatrixserverlib"
-	"github.com/matrix-org/gomatrixserverlib/fclient"
-	"github.com/matrix-org/gomatrixserverlib/spec"
-
-	"github.com/soma-chat/soma/federation"
 )
-
-// signedRequest builds a request to a federation listener signed as
-// origin with key, carrying content as JSON when it is not nil.
-func signedRequest(t *testing.T, baseURL, method string, origin, destination spec.ServerName, key *federation.SigningKey, uri string, content any) *http.Request {
-	t.Helper()
-	fr := fclient.NewFederationRequest(method, origin, destination, uri)
-	if content != nil {
-		if err := fr.SetContent(content); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := fr.Sign(origin, key.KeyID, key.Private); err != nil {
-		t.Fatal(err)
-	}
-	req, err := fr.HTTPRequest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(baseURL + uri)
-	req.URL, req.Host = u, u.Host
-	return req
-}
 
 // verifySigned checks userID's signature by keyID (an ed25519 public key,
 // unpadded base64) on a signed object as it came over the wire.
