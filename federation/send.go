@@ -80,6 +80,7 @@ type roomBatch struct {
 	roomID  string
 	version gomatrixserverlib.RoomVersion
 	events  []gomatrixserverlib.PDU
+	denied  bool // by the room's server ACL
 }
 
 // checkPDUs parses the PDUs and checks their signatures, grouping those
@@ -92,7 +93,7 @@ func (s *Server) checkPDUs(ctx context.Context, origin spec.ServerName, raws []j
 		roomID := gjson.GetBytes(raw, "room_id").Str
 		b := byRoom[roomID]
 		if b == nil {
-			_, version, err := s.roomEvents.RoomInfo(ctx, roomID)
+			nid, version, err := s.roomEvents.RoomInfo(ctx, roomID)
 			if err != nil {
 				if !errors.Is(err, persistence.ErrNotFound) {
 					zerolog.Ctx(ctx).Error().Err(err).Msg("reading a room for a transaction")
@@ -102,9 +103,23 @@ func (s *Server) checkPDUs(ctx context.Context, origin spec.ServerName, raws []j
 			b = &roomBatch{roomID: roomID, version: gomatrixserverlib.RoomVersion(version)}
 			byRoom[roomID] = b
 			batches = append(batches, b)
+			verImpl, err := gomatrixserverlib.GetRoomVersion(b.version)
+			allowed := false
+			if err == nil {
+				allowed, err = s.aclAllows(ctx, &roomView{id: roomID, nid: nid, version: verImpl}, origin)
+			}
+			b.denied = !allowed
+			if err != nil {
+				zerolog.Ctx(ctx).Error().Err(err).Msg("reading a room's server ACL for a transaction")
+				b.denied = true
+			}
 		}
 		ev, err := gomatrixserverlib.MustGetRoomVersion(b.version).NewEventFromUntrustedJSON(raw)
 		if err != nil {
+			continue
+		}
+		if b.denied {
+			results[ev.EventID()] = pduResult{Error: "the room's server ACL denies " + string(origin)}
 			continue
 		}
 		if err := gomatrixserverlib.VerifyEventSignatures(ctx, ev, s.keys, userIDForSender); err != nil {

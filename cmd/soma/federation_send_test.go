@@ -125,6 +125,19 @@ func TestFederationRejectsForgedReplayedAndMalformedTransactions(t *testing.T) {
 		t.Fatalf("the tampered event reads %d %v on A, want it stored redacted", code, ev)
 	}
 
+	// A room whose server ACL denies the origin takes none of its events.
+	alice.must("PUT", "/_matrix/client/v3/rooms/"+pathEscape(roomID)+"/state/m.room.server_acl/",
+		map[string]any{"allow": []string{"*"}, "deny": []string{"127.0.0.1"}, "allow_ip_literals": true}, nil)
+	denied := event(bob.userID, "after the ACL", bKey.Private)
+	if code, body := send("t4", txn(denied)); code != 200 {
+		t.Fatalf("denied: %d %v", code, body)
+	} else if e, ok := pduError(body, denied.EventID()); !ok || e == "" {
+		t.Fatalf("an event of a denied server: %v", body)
+	}
+	if code, _ := eventCode(denied.EventID()); code != 404 {
+		t.Fatalf("an event of a denied server reads %d on A", code)
+	}
+
 	n := 0
 	for name, tc := range map[string]struct {
 		body any
