@@ -166,13 +166,40 @@ func (s *Server) contextHandler(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	nBefore := limit / 2
-	before, start, err := s.scanRoom(ctx, a, vc, f, ev.StreamPos-1, 0, nBefore, false)
-	if err != nil {
-		return 0, nil, err
-	}
-	after, end, err := s.scanRoom(ctx, a, vc, f, ev.StreamPos, a.bound, limit-nBefore, true)
-	if err != nil {
-		return 0, nil, err
+	var before, after []persistence.StoredEvent
+	var startTok, endTok string
+	if ev.StreamPos <= 0 {
+		// An event from before the room's timeline here (history.go):
+		// before it, the walk of the room's graph; after it, this
+		// server knows no order but the timeline's, which end starts.
+		prev, err := prevEventsOf(ev)
+		if err != nil {
+			return 0, nil, err
+		}
+		page := &historyPage{}
+		if len(prev) > 0 && nBefore > 0 {
+			if page, err = s.walkHistory(ctx, a, vc, f, prev, nBefore); err != nil {
+				return 0, nil, err
+			}
+		} else {
+			page.frontier = prev
+		}
+		before = page.events
+		if len(page.frontier) > 0 {
+			startTok = historyToken(page.frontier)
+		}
+		endTok = streamToken(0)
+	} else {
+		var start, end persistence.StreamPos
+		before, start, err = s.scanRoom(ctx, a, vc, f, ev.StreamPos-1, 0, nBefore, false)
+		if err != nil {
+			return 0, nil, err
+		}
+		after, end, err = s.scanRoom(ctx, a, vc, f, ev.StreamPos, a.bound, limit-nBefore, true)
+		if err != nil {
+			return 0, nil, err
+		}
+		startTok, endTok = streamToken(start), streamToken(end)
 	}
 	evBefore, err := s.formatTimeline(ctx, a, before)
 	if err != nil {
@@ -225,14 +252,17 @@ func (s *Server) contextHandler(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, map[string]any{
-		"start":         streamToken(start),
-		"end":           streamToken(end),
+	resp := map[string]any{
+		"end":           endTok,
 		"event":         evOne[0],
 		"events_before": evBefore,
 		"events_after":  evAfter,
 		"state":         stateOut,
-	}, nil
+	}
+	if startTok != "" {
+		resp["start"] = startTok
+	}
+	return http.StatusOK, resp, nil
 }
 
 // nearTimestampCandidates is how many events timestamp_to_event reads to

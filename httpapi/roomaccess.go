@@ -122,23 +122,43 @@ type visibilityChecker struct {
 	a      *roomAccess
 	vis    map[persistence.StateSnapshotNID]string
 	member map[persistence.StateSnapshotNID]string
+	// origin is the state before the room's first timeline event here,
+	// which outliers (events stored without a state, e.g. history
+	// backfilled from before this server joined) are seen through; -1
+	// until read.
+	origin persistence.StateSnapshotNID
 }
 
 func (s *Server) newVisibilityChecker(a *roomAccess) *visibilityChecker {
-	return &visibilityChecker{s: s, a: a, vis: map[persistence.StateSnapshotNID]string{}, member: map[persistence.StateSnapshotNID]string{}}
+	return &visibilityChecker{s: s, a: a, vis: map[persistence.StateSnapshotNID]string{}, member: map[persistence.StateSnapshotNID]string{}, origin: -1}
 }
 
 func (v *visibilityChecker) canSee(ctx context.Context, ev *persistence.StoredEvent) (bool, error) {
-	vis, ok := v.vis[ev.StateBefore]
+	snap := ev.StateBefore
+	outlier := ev.StreamPos <= 0
+	if outlier {
+		// Its own state is unknown here: the room's history visibility
+		// as this server first knew it decides, and the user's
+		// membership then is taken as none (only their own membership
+		// events say otherwise), the strictest reading.
+		var err error
+		if snap, err = v.originState(ctx); err != nil {
+			return false, err
+		}
+	}
+	vis, ok := v.vis[snap]
 	if !ok {
-		hv, err := v.s.stateEventAt(ctx, ev.StateBefore, spec.MRoomHistoryVisibility, "")
+		hv, err := v.s.stateEventAt(ctx, snap, spec.MRoomHistoryVisibility, "")
 		if err != nil {
 			return false, err
 		}
 		vis = historyVisibilityOf(hv)
-		v.vis[ev.StateBefore] = vis
+		v.vis[snap] = vis
 	}
 	var at string
+	if outlier && !(ev.Type == spec.MRoomMember && ev.StateKey != nil && *ev.StateKey == v.a.userID) {
+		return rooms.CanSeeEvent(vis, "", v.a.joinedLater), nil
+	}
 	if ev.Type == spec.MRoomMember && ev.StateKey != nil && *ev.StateKey == v.a.userID {
 		ce, err := toClientEvent(ev, false)
 		if err != nil {
@@ -156,6 +176,21 @@ func (v *visibilityChecker) canSee(ctx context.Context, ev *persistence.StoredEv
 		v.member[ev.StateBefore] = at
 	}
 	return rooms.CanSeeEvent(vis, at, v.a.joinedLater), nil
+}
+
+// originState is the state before the room's first timeline event.
+func (v *visibilityChecker) originState(ctx context.Context) (persistence.StateSnapshotNID, error) {
+	if v.origin < 0 {
+		first, err := v.s.store.RoomEvents(ctx, v.a.nid, 0, v.a.bound, 1, true)
+		if err != nil {
+			return 0, err
+		}
+		v.origin = 0
+		if len(first) == 1 {
+			v.origin = first[0].StateBefore
+		}
+	}
+	return v.origin, nil
 }
 
 // stateEventAt is StateEventAt with "not found" as nil.

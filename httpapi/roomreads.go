@@ -174,6 +174,7 @@ const (
 func (s *Server) messagesHandler(r *http.Request) (int, any, error) {
 	c := callerFrom(r.Context())
 	q := r.URL.Query()
+	q0 := q
 	dir := q.Get("dir")
 	if dir != "b" && dir != "f" {
 		return 0, nil, errInvalidParam("dir must be b or f")
@@ -210,6 +211,30 @@ func (s *Server) messagesHandler(r *http.Request) (int, any, error) {
 		}
 	}
 	forward := dir == "f"
+	// A history token (see history.go) is a place before the timeline:
+	// backwards, the walk goes on from it; forwards, the timeline starts
+	// after it.
+	var frontier []string
+	inHistory := false
+	if tok := q.Get("from"); tok != "" {
+		fr, ok, err := parseHistoryToken(tok)
+		if err != nil {
+			return 0, nil, err
+		}
+		if ok {
+			frontier, inHistory = fr, !forward
+			q = cloneValues(q)
+			q.Del("from")
+			if !forward {
+				q.Set("from", streamToken(0))
+			}
+		}
+	}
+	toGiven := q.Get("to") != ""
+	if _, ok, _ := parseHistoryToken(q.Get("to")); ok {
+		q = cloneValues(q)
+		q.Del("to") // as far as the timeline goes
+	}
 	from, to, err := pageRange(q, a.bound, forward)
 	if err != nil {
 		return 0, nil, err
@@ -220,7 +245,7 @@ func (s *Server) messagesHandler(r *http.Request) (int, any, error) {
 	// but carries an end token to go on from.
 	vc := s.newVisibilityChecker(a)
 	returned := []persistence.StoredEvent{}
-	cursor, exhausted, scanned := from, false, 0
+	cursor, exhausted, scanned := from, inHistory, 0
 	for len(returned) < limit && !exhausted && scanned < maxFilterScan {
 		batch := limit - len(returned)
 		if f.selective() {
@@ -234,6 +259,7 @@ func (s *Server) messagesHandler(r *http.Request) (int, any, error) {
 			evs, err = s.store.RoomEvents(r.Context(), a.nid, cursor, to, batch, true)
 		} else {
 			if cursor <= to {
+				exhausted = true
 				break
 			}
 			evs, err = s.store.RoomEvents(r.Context(), a.nid, to, cursor, batch, false)
@@ -267,11 +293,40 @@ func (s *Server) messagesHandler(r *http.Request) (int, any, error) {
 			returned = append(returned, *ev)
 		}
 	}
+	// Backwards past the start of the timeline, the room's history goes
+	// on before it (a room joined over federation).
+	var endToken string
+	if !exhausted {
+		endToken = streamToken(cursor)
+	} else if !forward && !toGiven && len(returned) < limit {
+		if !inHistory {
+			if frontier, err = s.historyStart(r.Context(), a); err != nil {
+				return 0, nil, err
+			}
+		}
+		if len(frontier) > 0 {
+			page, err := s.walkHistory(r.Context(), a, vc, f, frontier, limit-len(returned))
+			if err != nil {
+				return 0, nil, err
+			}
+			returned = append(returned, page.events...)
+			// When no server answers, a page with events ends where
+			// the walk stopped (the next page asks again); an empty
+			// page ends the pagination, so that clients do not spin.
+			if len(page.frontier) > 0 && !(page.unreachable && len(returned) == 0) {
+				endToken = historyToken(page.frontier)
+			}
+		}
+	}
 	chunk, err := s.formatTimeline(r.Context(), a, returned)
 	if err != nil {
 		return 0, nil, err
 	}
-	resp := map[string]any{"start": streamToken(from), "chunk": chunk}
+	start := streamToken(from)
+	if inHistory {
+		start = q0.Get("from")
+	}
+	resp := map[string]any{"start": start, "chunk": chunk}
 	if f.LazyLoadMembers {
 		state, err := s.chunkMembers(r.Context(), returned)
 		if err != nil {
@@ -279,10 +334,18 @@ func (s *Server) messagesHandler(r *http.Request) (int, any, error) {
 		}
 		resp["state"] = state
 	}
-	if !exhausted {
-		resp["end"] = streamToken(cursor)
+	if endToken != "" {
+		resp["end"] = endToken
 	}
 	return http.StatusOK, resp, nil
+}
+
+func cloneValues(q url.Values) url.Values {
+	c := make(url.Values, len(q))
+	for k, v := range q {
+		c[k] = append([]string(nil), v...)
+	}
+	return c
 }
 
 // chunkMembers is /messages' lazy-loaded state: the member events of the

@@ -100,6 +100,10 @@ type Options struct {
 	// RemoteDirectory asks other servers about their aliases and public
 	// rooms; nil (federation off) finds none.
 	RemoteDirectory RemoteDirectory
+	// RemoteHistory fetches the history of rooms joined over federation
+	// from before this server joined; nil (federation off) shows only
+	// what is stored.
+	RemoteHistory RemoteHistory
 	// WellKnownServer is served as m.server in /.well-known/matrix/server;
 	// "" answers 404 there.
 	WellKnownServer string

@@ -29,6 +29,7 @@ import (
 type federationNode struct {
 	client      *federation.Client
 	memberships *federation.Memberships
+	backfiller  *federation.Backfiller
 	// senders send what rooms queue for remote servers: after a commit
 	// whose events have Destinations, call senders.Wake(destinations...).
 	senders *federation.Senders
@@ -81,7 +82,8 @@ func startFederation(cfg *config.Config, key *federation.SigningKey, store persi
 		senders.Stop()
 		return nil, fmt.Errorf("federation listener: %w", err)
 	}
-	f := &federationNode{client: client, memberships: federation.NewMemberships(self, client, keyRing, rooms, log), senders: senders, addr: ln.Addr()}
+	f := &federationNode{client: client, memberships: federation.NewMemberships(self, client, keyRing, rooms, log),
+		backfiller: federation.NewBackfiller(self, client, keyRing, rooms, log), senders: senders, addr: ln.Addr()}
 	f.http = &http.Server{
 		Handler:           api.Handler(),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
@@ -137,6 +139,15 @@ func (f *federationNode) remoteDirectory() httpapi.RemoteDirectory {
 		return nil
 	}
 	return f.client
+}
+
+// remoteHistory fetches rooms' history from other servers: none without
+// federation.
+func (f *federationNode) remoteHistory() httpapi.RemoteHistory {
+	if f == nil {
+		return nil
+	}
+	return f.backfiller
 }
 
 func (f *federationNode) shutdown(ctx context.Context, log zerolog.Logger) {

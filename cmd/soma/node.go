@@ -160,6 +160,7 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 		RemoteMemberships:        n.fed.remoteMemberships(),
 		RemoteKeys:               n.fed.remoteKeys(),
 		RemoteDirectory:          n.fed.remoteDirectory(),
+		RemoteHistory:            n.fed.remoteHistory(),
 		WellKnownServer:          cfg.Federation.WellKnownServer,
 	}, store, router, notifier, log)
 
