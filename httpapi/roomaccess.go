@@ -178,6 +178,21 @@ func (v *visibilityChecker) canSee(ctx context.Context, ev *persistence.StoredEv
 	return rooms.CanSeeEvent(vis, at, v.a.joinedLater), nil
 }
 
+// outliersVisible reports whether the caller may see outliers other than
+// their own membership events (see canSee): when not, a history walk
+// would find nothing to show.
+func (v *visibilityChecker) outliersVisible(ctx context.Context) (bool, error) {
+	snap, err := v.originState(ctx)
+	if err != nil {
+		return false, err
+	}
+	hv, err := v.s.stateEventAt(ctx, snap, spec.MRoomHistoryVisibility, "")
+	if err != nil {
+		return false, err
+	}
+	return rooms.CanSeeEvent(historyVisibilityOf(hv), "", v.a.joinedLater), nil
+}
+
 // originState is the state before the room's first timeline event.
 func (v *visibilityChecker) originState(ctx context.Context) (persistence.StateSnapshotNID, error) {
 	if v.origin < 0 {

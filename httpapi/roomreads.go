@@ -305,6 +305,16 @@ func (s *Server) messagesHandler(r *http.Request) (int, any, error) {
 			}
 		}
 		if len(frontier) > 0 {
+			// Nothing to fetch when the caller may see none of it.
+			visible, err := vc.outliersVisible(r.Context())
+			if err != nil {
+				return 0, nil, err
+			}
+			if !visible {
+				frontier = nil
+			}
+		}
+		if len(frontier) > 0 {
 			page, err := s.walkHistory(r.Context(), a, vc, f, frontier, limit-len(returned))
 			if err != nil {
 				return 0, nil, err

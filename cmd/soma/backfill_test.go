@@ -46,21 +46,43 @@ func eventIDs(evs []event) []string {
 // A user on B who joined a room of A's scrolls back past the join: B
 // fetches the room's history from A (backfill), and bob sees all of it,
 // in order, down to the room's creation; scrolling back again is served
-// from B's storage, A stopped. /context works on a backfilled event.
+// from B's storage, A stopped. /context works on a backfilled event. In a
+// room whose history is visible to members only from their join, nothing
+// is fetched; and when no server answers, the pagination ends instead of
+// failing. Each backend is B once.
 func TestFederationBackfillShowsHistoryFromBeforeTheJoin(t *testing.T) {
 	backends := backendsUnderTest()
-	a := startFedServer(t, backends[0])
-	b := startFedServer(t, backends[len(backends)-1])
-	alice, bob := a.register("alice"), b.register("bob")
-	var created struct {
-		RoomID string `json:"room_id"`
+	for i := range backends {
+		other := backends[(i+1)%len(backends)]
+		t.Run("B on "+backends[i].name, func(t *testing.T) {
+			t.Parallel()
+			testBackfill(t, startFedServer(t, other), startFedServer(t, backends[i]))
+		})
 	}
-	alice.must("POST", "/_matrix/client/v3/createRoom", map[string]any{"preset": "public_chat", "name": "old times"}, &created)
-	roomID := created.RoomID
+}
+
+func testBackfill(t *testing.T, a, b *fedServer) {
+	alice, bob := a.register("alice"), b.register("bob")
+	createRoom := func(name string, initialState ...map[string]any) string {
+		var created struct {
+			RoomID string `json:"room_id"`
+		}
+		alice.must("POST", "/_matrix/client/v3/createRoom", map[string]any{"preset": "public_chat", "name": name, "initial_state": initialState}, &created)
+		return created.RoomID
+	}
+	roomID := createRoom("old times")
 	for i := range 30 {
 		alice.send(roomID, fmt.Sprintf("m%d", i), fmt.Sprintf("before bob %d", i))
 	}
-	bob.must("POST", "/_matrix/client/v3/join/"+pathEscape(roomID)+"?server_name="+string(a.name), map[string]any{}, nil)
+	membersOnly := createRoom("members only", map[string]any{"type": "m.room.history_visibility", "state_key": "", "content": map[string]any{"history_visibility": "joined"}})
+	unreachable := createRoom("unreachable")
+	for i := range 3 {
+		alice.send(membersOnly, fmt.Sprintf("j%d", i), "hidden")
+		alice.send(unreachable, fmt.Sprintf("u%d", i), "out of reach")
+	}
+	for _, id := range []string{roomID, membersOnly, unreachable} {
+		bob.must("POST", "/_matrix/client/v3/join/"+pathEscape(id)+"?server_name="+string(a.name), map[string]any{}, nil)
+	}
 
 	// The room as A has it, newest first: bob's join, alice's messages,
 	// the room's creation.
@@ -69,7 +91,8 @@ func TestFederationBackfillShowsHistoryFromBeforeTheJoin(t *testing.T) {
 		t.Fatalf("A's history has %d events", len(want))
 	}
 
-	room := bob.sync("", 0).Rooms.Join[roomID]
+	rooms := bob.sync("", 0).Rooms.Join
+	room := rooms[roomID]
 	timeline := room.Timeline.Events
 	if room.Timeline.PrevBatch == "" || len(timeline) == 0 {
 		t.Fatalf("bob's sync of the room: %+v", room.Timeline)
@@ -98,10 +121,18 @@ func TestFederationBackfillShowsHistoryFromBeforeTheJoin(t *testing.T) {
 		return older
 	}
 	older := check("from A")
+	if hidden := bob.pageBack(membersOnly, rooms[membersOnly].Timeline.PrevBatch, 7); len(hidden) != 0 {
+		t.Fatalf("bob sees %d events from before his join in a room visible to members from their join", len(hidden))
+	}
 
 	// Served from B's storage now.
 	a.Stop()
 	check("A stopped")
+	for _, ev := range bob.pageBack(unreachable, rooms[unreachable].Timeline.PrevBatch, 7) {
+		if ev.Type == "m.room.message" {
+			t.Fatalf("bob sees %v of a room whose history no server could give", ev.Content)
+		}
+	}
 
 	var ctxRes struct {
 		Event        event   `json:"event"`
