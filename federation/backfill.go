@@ -79,7 +79,7 @@ func (b *Backfiller) backfillFrom(ctx context.Context, verImpl gomatrixserverlib
 	for _, raw := range txn.PDUs {
 		raws = append(raws, raw)
 	}
-	events := b.verified(ctx, verImpl, roomID, raws)
+	events := onWalk(b.verified(ctx, verImpl, roomID, raws), from, limit)
 	// Oldest first, so that an event's auth events in the same answer
 	// are stored before it.
 	sort.SliceStable(events, func(i, j int) bool { return events[i].Depth() < events[j].Depth() })
@@ -102,6 +102,37 @@ func (b *Backfiller) backfillFrom(ctx context.Context, verImpl gomatrixserverlib
 		}
 	}
 	return stored, nil
+}
+
+// onWalk keeps, of a backfill answer, the from events and those before
+// them through prev events, at most limit of them, deepest first: a
+// server cannot make this one store what was not asked for.
+func onWalk(events []gomatrixserverlib.PDU, from []string, limit int) []gomatrixserverlib.PDU {
+	byID := make(map[string]gomatrixserverlib.PDU, len(events))
+	for _, ev := range events {
+		byID[ev.EventID()] = ev
+	}
+	wanted := map[string]bool{}
+	for _, id := range from {
+		wanted[id] = true
+	}
+	sort.SliceStable(events, func(i, j int) bool { return events[i].Depth() > events[j].Depth() })
+	var out []gomatrixserverlib.PDU
+	for _, ev := range events {
+		if len(out) == limit {
+			break
+		}
+		if !wanted[ev.EventID()] {
+			continue
+		}
+		out = append(out, ev)
+		for _, prev := range ev.PrevEventIDs() {
+			if _, ok := byID[prev]; ok {
+				wanted[prev] = true
+			}
+		}
+	}
+	return out
 }
 
 // fetchAuth stores ev's auth chain, as server gives it, as outliers.
