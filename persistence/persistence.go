@@ -173,6 +173,10 @@ type NewEvent struct {
 	// reaches, no state before it (0), and no projection (membership,
 	// search, relations, redactions, txn) sees it.
 	Outlier bool
+	// Promote says the event is stored already, as an outlier, and joins
+	// the timeline now: it takes a stream position and its state before,
+	// and the projections see it, as if it were inserted.
+	Promote bool
 	// StateBefore, when not nil, is the whole state of the room just
 	// before this event, replacing the state the batch had reached: a
 	// remote event whose prev events are not the room's head, or the join

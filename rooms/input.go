@@ -71,7 +71,8 @@ func (a *Actor) inputOne(in *messages.InputEvent, relay bool, origin string) (*m
 		res.Rejected = "the event is too large"
 		return res, 0, nil
 	}
-	if known, e := a.alreadyHave(ev.EventID(), res); known || e != nil {
+	stored, e := a.storedAs(ev.EventID(), res)
+	if e != nil || stored == storedInTimeline || stored == storedRejected || (stored == storedOutlier && in.Outlier) {
 		return res, 0, e
 	}
 	f := a.fetcher()
@@ -127,39 +128,55 @@ func (a *Actor) inputOne(in *messages.InputEvent, relay bool, origin string) (*m
 	if err := gomatrixserverlib.Allowed(ev, r.State, userIDForSender); err != nil {
 		a.log.Info().Str("event_id", ev.EventID()).Err(err).Msg("soft-failed a remote event: the current state does not allow it")
 		res.SoftFailed = true
+		if stored == storedOutlier {
+			return res, 0, nil
+		}
 		return a.storeOutlier(ev, res)
 	}
 	var dests []string
 	if relay {
 		dests = a.destinations(ev, origin)
 	}
-	return a.accept(ev, before, res, f, dests)
+	return a.accept(ev, before, res, f, dests, stored == storedOutlier)
 }
 
-// alreadyHave answers for an event stored or rejected before.
-func (a *Actor) alreadyHave(eventID string, res *messages.InputResult) (bool, *Error) {
+// How an event is stored already.
+type storedKind int
+
+const (
+	storedNot        storedKind = iota
+	storedOutlier               // outside the timeline: may join it (promoted)
+	storedInTimeline            // nothing more to do
+	storedRejected              // refused before: res says why
+)
+
+// storedAs says how the room has an event already.
+func (a *Actor) storedAs(eventID string, res *messages.InputResult) (storedKind, *Error) {
 	ctx, cancel := a.storeContext()
 	defer cancel()
-	if _, err := a.deps.Store.EventByID(ctx, eventID); err == nil {
-		return true, nil
+	if se, err := a.deps.Store.EventByID(ctx, eventID); err == nil {
+		if se.StreamPos < 0 {
+			return storedOutlier, nil
+		}
+		return storedInTimeline, nil
 	} else if !errors.Is(err, persistence.ErrNotFound) {
-		return false, a.storeFailed(err)
+		return storedNot, a.storeFailed(err)
 	}
 	reason, err := a.deps.Store.RejectedReason(ctx, eventID)
 	switch {
 	case err == nil:
 		res.Rejected = reason
-		return true, nil
+		return storedRejected, nil
 	case errors.Is(err, persistence.ErrNotFound):
-		return false, nil
+		return storedNot, nil
 	default:
-		return false, a.storeFailed(err)
+		return storedNot, a.storeFailed(err)
 	}
 }
 
-// accept makes ev, allowed by before, part of the room's history, and
-// queues it for dests.
-func (a *Actor) accept(ev gomatrixserverlib.PDU, before State, res *messages.InputResult, f *eventFetcher, dests []string) (*messages.InputResult, int64, *Error) {
+// accept makes ev, allowed by before, part of the room's history (an
+// outlier stored before joins it: promote), and queues it for dests.
+func (a *Actor) accept(ev gomatrixserverlib.PDU, before State, res *messages.InputResult, f *eventFetcher, dests []string, promote bool) (*messages.InputResult, int64, *Error) {
 	r := a.room
 	after := before.clone()
 	after.apply(ev)
@@ -184,7 +201,7 @@ func (a *Actor) accept(ev gomatrixserverlib.PDU, before State, res *messages.Inp
 	}
 
 	record := newEventRecord(ev, nil)
-	record.Destinations = dests
+	record.Destinations, record.Promote = dests, promote
 	// The usual case, an event on the room's head, advances the stored
 	// state by itself; anything else names its state whole.
 	onHead := sameState(before, r.State)

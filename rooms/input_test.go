@@ -111,6 +111,19 @@ func TestRemoteEventsAreCheckedAcceptedOrRefused(t *testing.T) {
 	if res := h.input(room, msg, false); res.Rejected != "" {
 		t.Fatalf("rita's message: %+v", res)
 	}
+	// An event first stored as an outlier (met in an auth chain or a
+	// state) joins the timeline when it comes as the room's next event.
+	early := rita.event("m.room.message", nil, map[string]string{"body": "early"}, []string{msg.EventID()}, []string{create, pl, join.EventID()})
+	if res := h.input(room, early, true); res.Rejected != "" || h.inTimeline(room, early.EventID()) {
+		t.Fatalf("as an outlier: %+v", res)
+	}
+	if res := h.input(room, early, false); res.Rejected != "" || !h.inTimeline(room, early.EventID()) {
+		t.Fatalf("promoted: %+v, in the timeline: %v", res, h.inTimeline(room, early.EventID()))
+	}
+	if ext := h.head(room).Extremities; !slices.Equal(ext, []string{early.EventID()}) {
+		t.Fatalf("the promoted event is not the head: %v", ext)
+	}
+	msg = early
 	// Input again: nothing changes.
 	if res := h.input(room, msg, false); res.Rejected != "" || res.EventId != msg.EventID() {
 		t.Fatalf("the same message again: %+v", res)

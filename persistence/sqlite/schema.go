@@ -475,6 +475,8 @@ CREATE INDEX pushers_device_idx ON pushers (localpart, device_id);
 // not fetched and checked again. (Outliers, events stored outside the
 // timeline, take positions below zero: see the dialect's NextOutlierPos.)
 const schemaV13 = `
+CREATE TRIGGER events_stream_high_upd AFTER UPDATE OF stream_pos ON events
+	BEGIN UPDATE stream_high SET pos = NEW.stream_pos WHERE pos < NEW.stream_pos; END;
 CREATE TABLE rejected_events (
 	event_id TEXT PRIMARY KEY,
 	room_nid INTEGER NOT NULL,

@@ -123,6 +123,8 @@ func checkCommitRequest(req *persistence.CommitRequest) error {
 			return fmt.Errorf("event %d of the batch lacks its ID, type or JSON", i)
 		case ev.Membership != "" && ev.StateKey == nil:
 			return fmt.Errorf("event %s has a membership but no state key", ev.EventID)
+		case ev.Promote && ev.Outlier:
+			return fmt.Errorf("event %s cannot be promoted to an outlier", ev.EventID)
 		case ev.Txn != nil && (ev.Txn.UserID == "" || ev.Txn.TxnID == ""):
 			return fmt.Errorf("event %s has an incomplete txn key", ev.EventID)
 		case checkDestinations(ev.Destinations) != nil:
@@ -333,7 +335,16 @@ func (c *commit) resolveNIDs(ctx context.Context, tx *sql.Tx) error {
 // snapshot, telling the stream tracker about the position it takes.
 func (c *commit) insertEvent(ctx context.Context, tx *sql.Tx, ev *persistence.NewEvent, typeNID persistence.EventTypeNID, keyNID persistence.StateKeyNID) (insertedEvent, error) {
 	alloc := c.s.streams.beginAlloc()
-	ins, err := c.s.events.InsertEvent(ctx, tx, c.room, ev, typeNID, keyNID, c.snapshot)
+	var ins insertedEvent
+	var err error
+	if ev.Promote {
+		ins, err = c.s.events.PromoteOutlier(ctx, tx, ev.EventID, c.snapshot)
+		if errors.Is(err, sql.ErrNoRows) {
+			err = fmt.Errorf("event %s is not stored as an outlier", ev.EventID)
+		}
+	} else {
+		ins, err = c.s.events.InsertEvent(ctx, tx, c.room, ev, typeNID, keyNID, c.snapshot)
+	}
 	c.s.streams.endAlloc(alloc, ins.StreamPos, err == nil)
 	if err != nil {
 		return ins, err

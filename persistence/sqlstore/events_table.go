@@ -39,6 +39,12 @@ INSERT INTO events (room_nid, event_id, event_type_nid, state_key_nid, depth, st
 VALUES ($1, $2, $3, $4, $5, {next_outlier_pos}, $6, $7, 0, $8)
 RETURNING event_nid, stream_pos`
 
+// promoteOutlierSQL brings an outlier into the timeline.
+const promoteOutlierSQL = `
+UPDATE events SET stream_pos = {next_stream_pos}, state_before_nid = $2
+WHERE event_id = $1 AND stream_pos < 0
+RETURNING event_nid, stream_pos`
+
 const selectEventPlaceSQL = "SELECT event_nid, stream_pos, room_nid FROM events WHERE event_id = $1"
 
 // selectMaxStreamPosSQL is the highest stored position of the one stream
@@ -88,6 +94,7 @@ type eventsTable struct {
 	d                        *Dialect
 	insertEvent              *sql.Stmt
 	insertOutlier            *sql.Stmt
+	promoteOutlier           *sql.Stmt
 	selectEventPlace         *sql.Stmt
 	selectMaxStreamPos       *sql.Stmt
 	selectEventByID          *sql.Stmt
@@ -104,6 +111,7 @@ func prepareEventsTable(p *preparer) *eventsTable {
 		d:                        p.d,
 		insertEvent:              p.prepare(insertEventSQL),
 		insertOutlier:            p.prepare(insertOutlierSQL),
+		promoteOutlier:           p.prepare(promoteOutlierSQL),
 		selectEventPlace:         p.prepare(selectEventPlaceSQL),
 		selectMaxStreamPos:       p.prepare(selectMaxStreamPosSQL),
 		selectEventByID:          p.prepare(selectEventByIDSQL),
@@ -155,6 +163,14 @@ func (t *eventsTable) InsertOutlier(ctx context.Context, tx *sql.Tx, room persis
 		return ins, fmt.Errorf("events: bad NID %d or outlier position %d assigned", ins.NID, ins.StreamPos)
 	}
 	return ins, nil
+}
+
+// PromoteOutlier gives a stored outlier its stream position and state
+// before; sql.ErrNoRows when the event is not stored as an outlier.
+func (t *eventsTable) PromoteOutlier(ctx context.Context, tx *sql.Tx, eventID string, stateBefore persistence.StateSnapshotNID) (insertedEvent, error) {
+	var ins insertedEvent
+	err := txStmt(ctx, tx, t.promoteOutlier).QueryRowContext(ctx, eventID, stateBefore).Scan(&ins.NID, &ins.StreamPos)
+	return ins, err
 }
 
 // SelectEventPlace returns where a stored event is: its NID, position and

@@ -99,6 +99,39 @@ func testOutliersAndStateResets(t *testing.T, s persistence.Store) {
 		t.Fatalf("head at snapshot %d blocks %v, want the reset's %d in one block", head.Snapshot, head.Blocks, res2.Snapshot)
 	}
 
+	// An outlier joins the timeline: it takes a position above zero.
+	late := r.message("@alice:remote", "stored early")
+	late.Outlier = true
+	res3, err := s.CommitEvents(ctx, persistence.CommitRequest{
+		RoomNID: r.nid, Epoch: res2.Epoch, Snapshot: res2.Snapshot, Blocks: res2.Blocks,
+		Events: []persistence.NewEvent{late}, Extremities: []string{msg.EventID}, Depth: 10,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	promoted := late
+	promoted.Outlier, promoted.Promote = false, true
+	res4, err := s.CommitEvents(ctx, persistence.CommitRequest{
+		RoomNID: r.nid, Epoch: res3.Epoch, Snapshot: res3.Snapshot, Blocks: res3.Blocks,
+		Events: []persistence.NewEvent{promoted}, Extremities: []string{late.EventID}, Depth: 11,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res4.StreamPos[0] <= 0 || res4.EventNIDs[0] != res3.EventNIDs[0] {
+		t.Fatalf("promoted to position %d as NID %d, was NID %d", res4.StreamPos[0], res4.EventNIDs[0], res3.EventNIDs[0])
+	}
+	if max, err := s.MaxStreamPos(ctx); err != nil || max < res4.StreamPos[0] {
+		t.Fatalf("MaxStreamPos %d after a promotion to %d (%v)", max, res4.StreamPos[0], err)
+	}
+	if _, err := s.CommitEvents(ctx, persistence.CommitRequest{
+		RoomNID: r.nid, Epoch: res4.Epoch, Snapshot: res4.Snapshot, Blocks: res4.Blocks,
+		Events: []persistence.NewEvent{promoted}, Extremities: []string{late.EventID}, Depth: 11,
+	}); err == nil {
+		t.Fatal("an event in the timeline was promoted again")
+	}
+	res2 = res4
+
 	// A reset naming an event that is not stored writes nothing.
 	bad := r.request()
 	bad.Epoch, bad.Snapshot, bad.Blocks = res2.Epoch, res2.Snapshot, res2.Blocks
