@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/matrix-org/gomatrixserverlib"
@@ -27,6 +26,9 @@ type RoomEventReader interface {
 	CurrentStateEvent(ctx context.Context, room persistence.RoomNID, eventType, stateKey string) (*persistence.StoredEvent, error)
 	// RoomMemberships returns every membership row of a room.
 	RoomMemberships(ctx context.Context, room persistence.RoomNID) ([]persistence.Membership, error)
+	// ServerJoined says whether a user of serverName is joined to the
+	// room now.
+	ServerJoined(ctx context.Context, room persistence.RoomNID, serverName string) (bool, error)
 	// StateEventAt returns the state event for (type, stateKey) in a
 	// snapshot, or persistence.ErrNotFound.
 	StateEventAt(ctx context.Context, snapshot persistence.StateSnapshotNID, eventType, stateKey string) (*persistence.StoredEvent, error)
@@ -135,7 +137,7 @@ func (s *Server) openRoom(ctx context.Context, origin spec.ServerName, roomID st
 	if !allowed {
 		return nil, errForbidden("The room's server ACL denies " + string(origin))
 	}
-	joined, err := s.serverJoined(ctx, nid, origin)
+	joined, err := s.roomEvents.ServerJoined(ctx, nid, string(origin))
 	if err != nil {
 		return nil, errInternal("read the room's members", err)
 	}
@@ -150,23 +152,6 @@ func (s *Server) openRoom(ctx context.Context, origin spec.ServerName, roomID st
 		return nil, errForbidden("The server " + string(origin) + " is not in the room")
 	}
 	return room, nil
-}
-
-// serverJoined says whether a user of server is joined to the room.
-func (s *Server) serverJoined(ctx context.Context, room persistence.RoomNID, server spec.ServerName) (bool, error) {
-	ms, err := s.roomEvents.RoomMemberships(ctx, room)
-	if err != nil {
-		return false, err
-	}
-	for _, m := range ms {
-		if m.Membership != spec.Join {
-			continue
-		}
-		if _, domain, ok := strings.Cut(m.UserID, ":"); ok && spec.ServerName(domain) == server {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 // aclAllows applies the room's current server ACL, if any, to server.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/soma-chat/soma/persistence"
@@ -25,11 +26,16 @@ func (f *roomsFake) RoomInfo(_ context.Context, roomID string) (persistence.Room
 	return 1, "10", nil
 }
 
-func (f *roomsFake) RoomMemberships(context.Context, persistence.RoomNID) ([]persistence.Membership, error) {
+func (f *roomsFake) ServerJoined(_ context.Context, _ persistence.RoomNID, server string) (bool, error) {
 	if f.fail {
-		return nil, errors.New("database gone")
+		return false, errors.New("database gone")
 	}
-	return f.members, nil
+	for _, m := range f.members {
+		if _, domain, _ := strings.Cut(m.UserID, ":"); m.Membership == "join" && domain == server {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (f *roomsFake) CurrentStateEvent(_ context.Context, _ persistence.RoomNID, eventType, stateKey string) (*persistence.StoredEvent, error) {

@@ -348,6 +348,9 @@ type RoomReader interface {
 	MembershipOf(ctx context.Context, room RoomNID, userID string) (*Membership, error)
 	// JoinedMemberCount counts the room's joined members.
 	JoinedMemberCount(ctx context.Context, room RoomNID) (int, error)
+	// ServerJoined says whether a user of serverName (what follows the
+	// first ':' of the user ID, exactly) is joined to the room now.
+	ServerJoined(ctx context.Context, room RoomNID, serverName string) (bool, error)
 	// TxnIDForEvent returns the transaction ID the device sent the event
 	// with, or ErrNotFound.
 	TxnIDForEvent(ctx context.Context, eventID, userID, deviceID string) (string, error)

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/fclient"
@@ -459,6 +460,39 @@ func checkRoomEventReads(t *testing.T, a, b *fedServer) {
 			}
 		}
 		t.Errorf("the state at the last message lacks %s", reopen)
+	})
+
+	t.Run("a server with a user in the room reads it, until the user leaves", func(t *testing.T) {
+		pc.t, fr.t, alice.t = t, t, t
+		room := alice.createRoom(map[string]any{"preset": "public_chat"}) // history shared
+		msg := alice.send(room, "j1", "before B came")
+		uri := "/_matrix/federation/v1/state_ids/" + url.PathEscape(room) + "?event_id=" + url.QueryEscape(msg)
+		if code, body := fr.get(uri); code != 403 || body["errcode"] != "M_FORBIDDEN" {
+			t.Fatalf("before B's user joined: %d %v", code, body)
+		}
+		visitor := b.register("visitor-" + string(a.name[len(a.name)-2:]))
+		visitor.t = t
+		visitor.must("POST", "/_matrix/client/v3/join/"+pathEscape(room)+"?server_name="+url.QueryEscape(string(a.name)), map[string]any{}, nil)
+		fr.must(fr.get(uri))
+		body := fr.must(fr.get("/_matrix/federation/v1/event/" + url.PathEscape(msg)))
+		if p := pc.checkAll(body["pdus"]); len(p) != 1 || p[0].EventID() != msg {
+			t.Fatalf("/event once joined: %v", pduIDs(p))
+		}
+		visitor.must("POST", "/_matrix/client/v3/rooms/"+pathEscape(room)+"/leave", map[string]any{}, nil)
+		// The leave reaches A through B's sender, in its own time.
+		memberPath := "/_matrix/client/v3/rooms/" + pathEscape(room) + "/state/m.room.member/" + url.PathEscape(visitor.userID)
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+			var m map[string]any
+			if alice.do("GET", memberPath, nil, &m) == 200 && m["membership"] == "leave" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("A never saw %s leave", visitor.userID)
+			}
+		}
+		if code, body := fr.get(uri); code != 403 || body["errcode"] != "M_FORBIDDEN" {
+			t.Fatalf("after B's user left: %d %v", code, body)
+		}
 	})
 
 	t.Run("bad requests and unknown events", func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/soma-chat/soma/persistence"
 )
@@ -35,6 +36,12 @@ WHERE m.room_nid = $1 AND m.user_id = $2`
 
 const countJoinedMembersSQL = "SELECT COUNT(*) FROM memberships WHERE room_nid = $1 AND membership = 'join'"
 
+// selectJoinedLikeSQL finds the joined users whose ID ends with a
+// pattern: the candidates of ServerJoined, checked exactly by the caller
+// (SQLite's LIKE ignores ASCII case; ":1" also ends "@u:127.0.0.1:1").
+const selectJoinedLikeSQL = `SELECT user_id FROM memberships
+WHERE room_nid = $1 AND membership = 'join' AND user_id LIKE $2 ESCAPE '\'`
+
 const selectRoomMembershipsSQL = "SELECT " + membershipColumns + `
 WHERE m.room_nid = $1 ORDER BY m.user_id`
 
@@ -47,6 +54,7 @@ type membershipsTable struct {
 	updateForgotten         *sql.Stmt
 	selectRoomMemberships   *sql.Stmt
 	countJoined             *sql.Stmt
+	selectJoinedLike        *sql.Stmt
 }
 
 func prepareMembershipsTable(p *preparer) *membershipsTable {
@@ -57,6 +65,7 @@ func prepareMembershipsTable(p *preparer) *membershipsTable {
 		updateForgotten:         p.prepare(updateForgottenSQL),
 		selectRoomMemberships:   p.prepare(selectRoomMembershipsSQL),
 		countJoined:             p.prepare(countJoinedMembersSQL),
+		selectJoinedLike:        p.prepare(selectJoinedLikeSQL),
 	}
 }
 
@@ -107,4 +116,25 @@ func scanMembership(row rowScanner) (*persistence.Membership, error) {
 	}
 	m.RoomID, m.EventID = roomID.String, eventID.String
 	return &m, nil
+}
+
+// SelectServerJoined says whether a joined user's ID is exactly
+// "@localpart:serverName".
+func (t *membershipsTable) SelectServerJoined(ctx context.Context, room persistence.RoomNID, serverName string) (bool, error) {
+	escaped := strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(serverName)
+	rows, err := t.selectJoinedLike.QueryContext(ctx, room, "%:"+escaped)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var user string
+		if err := rows.Scan(&user); err != nil {
+			return false, err
+		}
+		if _, domain, ok := strings.Cut(user, ":"); ok && domain == serverName {
+			return true, nil
+		}
+	}
+	return false, rows.Err()
 }

@@ -123,6 +123,15 @@ func (s *Store) JoinedMemberCount(ctx context.Context, room persistence.RoomNID)
 	return n, nil
 }
 
+// ServerJoined implements persistence.RoomReader.
+func (s *Store) ServerJoined(ctx context.Context, room persistence.RoomNID, serverName string) (bool, error) {
+	ok, err := s.memberships.SelectServerJoined(ctx, room, serverName)
+	if err != nil {
+		return false, fmt.Errorf("persistence.ServerJoined: %w", err)
+	}
+	return ok, nil
+}
+
 // ForgetRoom implements persistence.RoomReader: ErrNotFound when the user
 // has no membership of the room. Whether the user may forget it (not while
 // joined) is the caller's rule.

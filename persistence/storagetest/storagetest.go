@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"RoomIDsPageInOrder", testRoomIDsPage},
 		{"SnapshotBlocksResolveToTheState", testSnapshotBlocksDescribeTheState},
 		{"RoomMembershipsListEveryMemberOfTheRoom", testRoomMemberships},
+		{"ServerJoinedMatchesTheServerNameExactly", testServerJoined},
 		{"PingFailsWhenTheSchemaIsNotThisBuilds", testPing},
 		{"AccountsListInPages", testListAccountsPages},
 		{"DeactivatingAnAccountDeletesItsDevices", testDeactivateAccount},
