@@ -44,3 +44,17 @@ type FederationQueue interface {
 	// sorted.
 	QueuedDestinations(ctx context.Context) ([]string, error)
 }
+
+// JoinedServers says which servers have joined members where: the
+// destinations of EDUs (typing and receipts go to a room's servers;
+// presence and device list updates to every server sharing a room with
+// the user). A server name is what follows a user ID's first colon.
+type JoinedServers interface {
+	// JoinedServersOfRoom returns the distinct servers of the room's
+	// joined members, sorted; none for an unknown room.
+	JoinedServersOfRoom(ctx context.Context, roomID string) ([]string, error)
+	// ServersSharingRoomsWith returns the distinct servers of the joined
+	// members of the rooms userID is joined to (the user's own included),
+	// sorted; none when the user is joined to no room.
+	ServersSharingRoomsWith(ctx context.Context, userID string) ([]string, error)
+}

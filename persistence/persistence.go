@@ -57,6 +57,7 @@ type Store interface {
 	ServerKeyStore
 	PusherStore
 	FederationQueue
+	JoinedServers
 	// MaxStreamPos is the highest position below which every event is
 	// committed and readable: a reader bounded by it never misses an event
 	// that commits later with a lower position.

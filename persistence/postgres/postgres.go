@@ -34,6 +34,7 @@ func Dialect() sqlstore.Dialect {
 		NextStateBlockNID: "nextval('state_block_nid_seq')",
 		InNIDs:            "%[1]s = ANY(%[2]s::BIGINT[])",
 		NIDList:           "{%s}",
+		ServerOf:          "substr(%[1]s, strpos(%[1]s, ':') + 1)",
 		FullText:          sqlstore.FullTextTSVector,
 	}
 }

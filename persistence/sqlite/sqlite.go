@@ -59,6 +59,7 @@ func Dialect(driver string) sqlstore.Dialect {
 		NextStateBlockNID:      "(SELECT COALESCE(MAX(block_nid), 0) + 1 FROM state_blocks)",
 		InNIDs:                 "%[1]s IN (SELECT value FROM json_each(%[2]s))",
 		NIDList:                "[%s]",
+		ServerOf:               "substr(%[1]s, instr(%[1]s, ':') + 1)",
 		NumberedQuestionMarks:  true,
 		LimitParamAsExpression: true,
 		SingleWriter:           true,

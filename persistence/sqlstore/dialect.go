@@ -18,6 +18,8 @@ import (
 //     next (negative) position of an outlier and the next state block NID;
 //   - IN_NIDS(column, $n) becomes the dialect's test of column against a
 //     list of NIDs passed as the one text parameter $n (see NIDList);
+//   - SERVER_OF(column) becomes the dialect's expression for the server
+//     name of the user ID in column (what follows its first colon);
 //   - {skip_locked} ends a SELECT of rows to claim: FOR UPDATE SKIP LOCKED,
 //     or nothing on a SingleWriter database, where no claim races;
 //   - $n becomes ?n when NumberedQuestionMarks is set.
@@ -47,6 +49,9 @@ type Dialect struct {
 	// NIDs is written as a column value (block lists) or an InNIDs
 	// parameter, e.g. "{%s}" for a PostgreSQL array, "[%s]" for JSON.
 	NIDList string
+	// ServerOf is a format with the column as %[1]s giving the server name
+	// of the user ID in it: what follows the first colon.
+	ServerOf string
 	// NumberedQuestionMarks rewrites $n placeholders as ?n, for drivers
 	// that bind $n by order of appearance rather than by number.
 	NumberedQuestionMarks bool
@@ -94,9 +99,10 @@ type Migration struct {
 
 var (
 	inNIDsMacro      = regexp.MustCompile(`IN_NIDS\(([^,()]+),\s*(\$\d+)\)`)
+	serverOfMacro    = regexp.MustCompile(`SERVER_OF\(([^,()]+)\)`)
 	dollarParam      = regexp.MustCompile(`\$(\d+)`)
 	limitParam       = regexp.MustCompile(`\bLIMIT (\$\d+)\b`)
-	leftoverMacroRef = regexp.MustCompile(`\{next_[a-z_]+\}|IN_NIDS\(`)
+	leftoverMacroRef = regexp.MustCompile(`\{next_[a-z_]+\}|IN_NIDS\(|SERVER_OF\(`)
 )
 
 // rewrite turns a statement of this package into the dialect's SQL.
@@ -115,6 +121,9 @@ func (d *Dialect) rewrite(query string) (string, error) {
 		sub := inNIDsMacro.FindStringSubmatch(m)
 		return fmt.Sprintf(d.InNIDs, strings.TrimSpace(sub[1]), sub[2])
 	})
+	q = serverOfMacro.ReplaceAllStringFunc(q, func(m string) string {
+		return fmt.Sprintf(d.ServerOf, strings.TrimSpace(serverOfMacro.FindStringSubmatch(m)[1]))
+	})
 	if leftoverMacroRef.MatchString(q) {
 		return "", fmt.Errorf("sqlstore: %s dialect: unexpanded macro in %q", d.Name, query)
 	}
@@ -128,7 +137,7 @@ func (d *Dialect) rewrite(query string) (string, error) {
 }
 
 func (d *Dialect) check() error {
-	if d.NextStreamPos == "" || d.NextOutlierPos == "" || d.NextStateBlockNID == "" || d.InNIDs == "" || d.NIDList == "" || d.FullText == 0 {
+	if d.NextStreamPos == "" || d.NextOutlierPos == "" || d.NextStateBlockNID == "" || d.InNIDs == "" || d.NIDList == "" || d.ServerOf == "" || d.FullText == 0 {
 		return fmt.Errorf("sqlstore: %s dialect is incomplete", d.Name)
 	}
 	for i, m := range d.Migrations {

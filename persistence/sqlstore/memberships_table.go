@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/soma-chat/soma/persistence"
@@ -47,25 +48,42 @@ WHERE m.room_nid = $1 ORDER BY m.user_id`
 
 const updateForgottenSQL = "UPDATE memberships SET forgotten = TRUE WHERE room_nid = $1 AND user_id = $2"
 
+// selectJoinedServersOfRoomSQL: the servers of a room's joined members.
+const selectJoinedServersOfRoomSQL = `
+SELECT DISTINCT SERVER_OF(m.user_id) FROM memberships m
+JOIN rooms r ON r.room_nid = m.room_nid
+WHERE r.room_id = $1 AND m.membership = 'join'`
+
+// selectServersSharingRoomsSQL: the servers of the joined members of the
+// rooms the user is joined to.
+const selectServersSharingRoomsSQL = `
+SELECT DISTINCT SERVER_OF(theirs.user_id) FROM memberships mine
+JOIN memberships theirs ON theirs.room_nid = mine.room_nid
+WHERE mine.user_id = $1 AND mine.membership = 'join' AND theirs.membership = 'join'`
+
 type membershipsTable struct {
-	upsertMembership        *sql.Stmt
-	selectMembershipsByUser *sql.Stmt
-	selectMembership        *sql.Stmt
-	updateForgotten         *sql.Stmt
-	selectRoomMemberships   *sql.Stmt
-	countJoined             *sql.Stmt
-	selectJoinedLike        *sql.Stmt
+	selectJoinedServersOfRoom *sql.Stmt
+	selectServersSharingRooms *sql.Stmt
+	upsertMembership          *sql.Stmt
+	selectMembershipsByUser   *sql.Stmt
+	selectMembership          *sql.Stmt
+	updateForgotten           *sql.Stmt
+	selectRoomMemberships     *sql.Stmt
+	countJoined               *sql.Stmt
+	selectJoinedLike          *sql.Stmt
 }
 
 func prepareMembershipsTable(p *preparer) *membershipsTable {
 	return &membershipsTable{
-		upsertMembership:        p.prepare(upsertMembershipSQL),
-		selectMembershipsByUser: p.prepare(selectMembershipsByUserSQL),
-		selectMembership:        p.prepare(selectMembershipSQL),
-		updateForgotten:         p.prepare(updateForgottenSQL),
-		selectRoomMemberships:   p.prepare(selectRoomMembershipsSQL),
-		countJoined:             p.prepare(countJoinedMembersSQL),
-		selectJoinedLike:        p.prepare(selectJoinedLikeSQL),
+		selectJoinedServersOfRoom: p.prepare(selectJoinedServersOfRoomSQL),
+		selectServersSharingRooms: p.prepare(selectServersSharingRoomsSQL),
+		upsertMembership:          p.prepare(upsertMembershipSQL),
+		selectMembershipsByUser:   p.prepare(selectMembershipsByUserSQL),
+		selectMembership:          p.prepare(selectMembershipSQL),
+		updateForgotten:           p.prepare(updateForgottenSQL),
+		selectRoomMemberships:     p.prepare(selectRoomMembershipsSQL),
+		countJoined:               p.prepare(countJoinedMembersSQL),
+		selectJoinedLike:          p.prepare(selectJoinedLikeSQL),
 	}
 }
 
@@ -137,4 +155,36 @@ func (t *membershipsTable) SelectServerJoined(ctx context.Context, room persiste
 		}
 	}
 	return false, rows.Err()
+}
+
+// SelectJoinedServersOfRoom returns the room's joined servers, sorted.
+func (t *membershipsTable) SelectJoinedServersOfRoom(ctx context.Context, roomID string) ([]string, error) {
+	return queryServers(ctx, t.selectJoinedServersOfRoom, roomID)
+}
+
+// SelectServersSharingRooms returns the servers sharing a joined room with
+// the user, sorted.
+func (t *membershipsTable) SelectServersSharingRooms(ctx context.Context, userID string) ([]string, error) {
+	return queryServers(ctx, t.selectServersSharingRooms, userID)
+}
+
+func queryServers(ctx context.Context, st *sql.Stmt, arg any) ([]string, error) {
+	rows, err := st.QueryContext(ctx, arg)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.Sort(out)
+	return out, nil
 }

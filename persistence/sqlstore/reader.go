@@ -105,6 +105,24 @@ func (s *Store) MembershipsForUser(ctx context.Context, userID string) ([]persis
 	return ms, nil
 }
 
+// JoinedServersOfRoom implements persistence.JoinedServers.
+func (s *Store) JoinedServersOfRoom(ctx context.Context, roomID string) ([]string, error) {
+	servers, err := s.memberships.SelectJoinedServersOfRoom(ctx, roomID)
+	if err != nil {
+		return nil, fmt.Errorf("persistence.JoinedServersOfRoom: %w", err)
+	}
+	return servers, nil
+}
+
+// ServersSharingRoomsWith implements persistence.JoinedServers.
+func (s *Store) ServersSharingRoomsWith(ctx context.Context, userID string) ([]string, error) {
+	servers, err := s.memberships.SelectServersSharingRooms(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("persistence.ServersSharingRoomsWith: %w", err)
+	}
+	return servers, nil
+}
+
 // MembershipOf implements persistence.RoomReader.
 func (s *Store) MembershipOf(ctx context.Context, room persistence.RoomNID, userID string) (*persistence.Membership, error) {
 	m, err := s.memberships.SelectMembership(ctx, room, userID)

@@ -85,6 +85,7 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"FederationQueueKeepsEachDestinationsPDUsAndEDUsInOrder", testFederationQueue},
 		{"FederationQueueHoldsOnlyCommittedEvents", testFederationQueueOnlyCommitted},
 		{"FederationQueueTakesARoomOnManyServers", testFederationQueueManyDestinations},
+		{"JoinedServersAreTheServersOfJoinedMembers", testJoinedServers},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
