@@ -39,6 +39,8 @@ type Presence struct {
 
 	idleAfter, offlineAfter time.Duration
 	now                     func() time.Time
+	// onChange, when set, hears of every change (OnChange).
+	onChange func(userID string, st PresenceState)
 }
 
 // PresenceState is what a client is shown of a user's presence.
@@ -103,6 +105,49 @@ func (p *Presence) Set(userID, presence string, statusMsg *string) {
 	changed := u.Presence != presence || !equalMsg(u.StatusMsg, msg)
 	u.Presence, u.StatusMsg, u.explicit = presence, msg, true
 	p.active(userID, u, changed)
+}
+
+// SetRemote records a remote user's presence as their server reported it
+// (an m.presence EDU). Unless their server reports again, it decays as a
+// local user's does, counting from now.
+func (p *Presence) SetRemote(userID, presence string, statusMsg *string, lastActive time.Time, currentlyActive bool) {
+	if !ValidPresence(presence) {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	u := p.user(userID)
+	var msg *string
+	if statusMsg != nil {
+		m := *statusMsg
+		msg = &m
+	}
+	changed := u.Presence != presence || !equalMsg(u.StatusMsg, msg) || u.CurrentlyActive != currentlyActive
+	u.Presence, u.StatusMsg, u.explicit = presence, msg, false
+	u.LastActive, u.CurrentlyActive = lastActive, currentlyActive
+	if u.timer != nil {
+		u.timer.Stop()
+		u.timer = nil
+	}
+	switch presence {
+	case PresenceOnline:
+		u.timer = p.decayAfter(userID, u, p.idleAfter)
+	case PresenceUnavailable:
+		u.timer = p.decayAfter(userID, u, p.offlineAfter)
+	}
+	if changed {
+		p.changed(userID, u)
+	}
+}
+
+// OnChange sets f to hear of every change of a user's presence, local or
+// remote (federation sends local users' changes to other servers). f runs
+// with the tracker locked: it must not block nor call the tracker. Set it
+// before the tracker is used.
+func (p *Presence) OnChange(f func(userID string, st PresenceState)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.onChange = f
 }
 
 // Synced records that the user synced with set_presence = presence:
@@ -196,6 +241,9 @@ func (p *Presence) changed(userID string, u *userPresence) {
 			close(w.woke)
 			delete(p.waiters, w)
 		}
+	}
+	if p.onChange != nil {
+		p.onChange(userID, u.copyState())
 	}
 }
 

@@ -67,9 +67,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 	for _, batch := range s.checkPDUs(ctx, origin, txn.PDUs, results) {
 		s.inputBatch(ctx, origin, batch, results)
 	}
-	if len(txn.EDUs) > 0 {
-		zerolog.Ctx(ctx).Debug().Int("edus", len(txn.EDUs)).Msg("EDUs are not handled yet")
-	}
+	s.handleEDUs(ctx, origin, txn.EDUs)
 	reply := map[string]any{"pdus": results}
 	s.txns.put(origin, txnID, reply)
 	writeJSON(w, http.StatusOK, reply)

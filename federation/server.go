@@ -43,6 +43,9 @@ type ServerOptions struct {
 	UserKeys UserKeyStore
 	// Directory answers alias and public room queries.
 	Directory roomdirectory.Store
+	// EDUs apply the EDUs of inbound transactions (edus.go); its nil
+	// fields drop the EDUs that need them.
+	EDUs EDUReceivers
 	// Version is what GET /_matrix/federation/v1/version reports.
 	Version string
 	Log     zerolog.Logger
@@ -63,9 +66,12 @@ type Server struct {
 	missing    *MissingEvents
 	txns       *txnResults
 	heard      func(origin spec.ServerName)
-	version    string
-	log        zerolog.Logger
-	now        func() time.Time
+	edus       EDUReceivers
+	// toDeviceIDs are the to-device message IDs delivered lately.
+	toDeviceIDs *messageIDs
+	version     string
+	log         zerolog.Logger
+	now         func() time.Time
 }
 
 // NewServer wires the inbound API; Handler returns its routes.
@@ -76,6 +82,7 @@ func NewServer(opts ServerOptions) *Server {
 	return &Server{
 		self: opts.Self, keys: opts.KeyRing, profiles: opts.Profiles, userKeys: opts.UserKeys, directory: opts.Directory,
 		rooms: opts.Rooms, roomEvents: opts.RoomEvents, accounts: opts.Accounts, missing: opts.Missing, txns: newTxnResults(), heard: opts.Heard,
+		edus: opts.EDUs, toDeviceIDs: &messageIDs{},
 		version: opts.Version, log: opts.Log, now: time.Now,
 	}
 }

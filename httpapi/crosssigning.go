@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -226,6 +227,9 @@ func (s *Server) uploadCrossSigningKeys(r *http.Request) (int, any, error) {
 	if err := s.publishDeviceListChange(ctx, c.UserID, pos); err != nil {
 		return 0, nil, err
 	}
+	if slices.ContainsFunc(changed, func(k persistence.CrossSigningKey) bool { return k.Usage != persistence.CrossSigningUserSigning }) {
+		s.federateSigningKeys(ctx, c.UserID)
+	}
 	return http.StatusOK, struct{}{}, nil
 }
 
@@ -307,6 +311,7 @@ func (s *Server) uploadSignatures(r *http.Request) (int, any, error) {
 				return 0, nil, err
 			}
 		}
+		s.federateSignatures(ctx, u.sigs, positions)
 	}
 	return http.StatusOK, map[string]any{"failures": u.failures}, nil
 }

@@ -77,6 +77,7 @@ func (s *Server) uploadKeys(r *http.Request) (int, any, error) {
 			if err := s.publishDeviceListChange(ctx, c.UserID, pos); err != nil {
 				return 0, nil, err
 			}
+			s.federateDevices(ctx, c.UserID, pos, c.DeviceID)
 		}
 	}
 	if len(otks) > 0 {

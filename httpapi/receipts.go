@@ -157,6 +157,9 @@ func (s *Server) putReceipt(ctx context.Context, rc persistence.Receipt) error {
 		s.publish(&messages.RoomAdvanced{StreamPos: int64(pos), Users: []string{rc.UserID}})
 	} else {
 		s.publish(&messages.RoomAdvanced{RoomId: rc.RoomID, StreamPos: int64(pos)})
+		s.federated(ctx, "m.receipt", func(e FederationEDUs) error {
+			return e.Receipt(ctx, rc.RoomID, rc.UserID, rc.EventID, rc.ThreadID, rc.TS)
+		})
 	}
 	return nil
 }

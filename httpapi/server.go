@@ -104,6 +104,10 @@ type Options struct {
 	// from before this server joined; nil (federation off) shows only
 	// what is stored.
 	RemoteHistory RemoteHistory
+	// EDUs sends local users' typing, receipts, device list and
+	// cross-signing changes and to-device messages to other servers; nil
+	// (federation off) sends none.
+	EDUs FederationEDUs
 	// WellKnownServer is served as m.server in /.well-known/matrix/server;
 	// "" answers 404 there.
 	WellKnownServer string

@@ -44,9 +44,16 @@ func (s *Server) sendToDevice(r *http.Request) (int, any, error) {
 		return http.StatusOK, struct{}{}, nil
 	}
 	var msgs []persistence.ToDeviceMessage
+	remote := map[string]map[string]json.RawMessage{}
 	for userID, byDevice := range req.Messages {
 		if !s.isLocalUser(userID) {
-			continue // remote devices: federation does not exist yet
+			for _, content := range byDevice {
+				if len(content) == 0 || content[0] != '{' {
+					return 0, nil, errBadJSON("each message's content must be a JSON object")
+				}
+			}
+			remote[userID] = byDevice
+			continue
 		}
 		for deviceID, content := range byDevice {
 			if len(content) == 0 || content[0] != '{' {
@@ -85,6 +92,12 @@ func (s *Server) sendToDevice(r *http.Request) (int, any, error) {
 		}
 		for userID, pos := range latest {
 			s.publish(&messages.RoomAdvanced{StreamPos: int64(pos), Users: []string{userID}})
+		}
+	}
+	if len(remote) > 0 && s.opts.EDUs != nil {
+		// Remote devices get theirs through their servers.
+		if err := s.opts.EDUs.ToDevice(r.Context(), c.UserID, eventType, remote); err != nil {
+			return 0, nil, err
 		}
 	}
 	s.toDeviceTxns.remember(key)

@@ -67,6 +67,9 @@ func (s *Server) putTyping(r *http.Request) (int, any, error) {
 	if s.opts.Typing != nil {
 		s.opts.Typing.Set(roomID, c.UserID, *body.Typing, timeout)
 	}
+	s.federated(r.Context(), "m.typing", func(e FederationEDUs) error {
+		return e.Typing(r.Context(), roomID, c.UserID, *body.Typing)
+	})
 	return http.StatusOK, struct{}{}, nil
 }
 

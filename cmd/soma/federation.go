@@ -33,14 +33,16 @@ type federationNode struct {
 	// senders send what rooms queue for remote servers: after a commit
 	// whose events have Destinations, call senders.Wake(destinations...).
 	senders *federation.Senders
-	http    *http.Server
-	addr    net.Addr
+	// edus queues local users' EDUs for other servers.
+	edus *federation.OutboundEDUs
+	http *http.Server
+	addr net.Addr
 }
 
 // startFederation starts the federation listener, or does nothing (nil)
 // when federation.listen is empty: a server others cannot reach cannot
 // have its signatures checked, so it makes no outbound requests either.
-func startFederation(cfg *config.Config, key *federation.SigningKey, store persistence.Store, rooms actors.RoomRouter, system *actor.ActorSystem, actorMetrics *metrics.Actors, sendersFor *atomic.Pointer[federation.Senders], base context.Context, log zerolog.Logger, failed chan<- error) (*federationNode, error) {
+func startFederation(cfg *config.Config, key *federation.SigningKey, store persistence.Store, rooms actors.RoomRouter, system *actor.ActorSystem, actorMetrics *metrics.Actors, sendersFor *atomic.Pointer[federation.Senders], edus federation.EDUReceivers, base context.Context, log zerolog.Logger, failed chan<- error) (*federationNode, error) {
 	fc := cfg.Federation
 	if fc.Listen == "" {
 		return nil, nil
@@ -74,6 +76,7 @@ func startFederation(cfg *config.Config, key *federation.SigningKey, store persi
 		Self: self, KeyRing: keyRing, Profiles: store, UserKeys: store, Directory: store,
 		Rooms: rooms, RoomEvents: store, Accounts: store, Missing: federation.NewMissingEvents(client, keyRing, store),
 		Heard: func(origin spec.ServerName) { senders.BackOnline(string(origin)) },
+		EDUs:  edus,
 		Log:   log,
 	})
 
@@ -83,7 +86,8 @@ func startFederation(cfg *config.Config, key *federation.SigningKey, store persi
 		return nil, fmt.Errorf("federation listener: %w", err)
 	}
 	f := &federationNode{client: client, memberships: federation.NewMemberships(self, client, keyRing, rooms, log),
-		backfiller: federation.NewBackfiller(self, client, keyRing, rooms, log), senders: senders, addr: ln.Addr()}
+		backfiller: federation.NewBackfiller(self, client, keyRing, rooms, log), senders: senders, addr: ln.Addr(),
+		edus: federation.NewOutboundEDUs(self.ServerName, senders, store)}
 	f.http = &http.Server{
 		Handler:           api.Handler(),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
@@ -148,6 +152,47 @@ func (f *federationNode) remoteHistory() httpapi.RemoteHistory {
 		return nil
 	}
 	return f.backfiller
+}
+
+// outboundEDUs sends local users' EDUs to other servers: none without
+// federation.
+func (f *federationNode) outboundEDUs() httpapi.FederationEDUs {
+	if f == nil {
+		return nil
+	}
+	return f.edus
+}
+
+// presenceBacklog bounds the presence changes waiting to be queued for
+// other servers; past it, changes are dropped (presence is best effort).
+const presenceBacklog = 4096
+
+// sendPresence makes local users' presence changes go to the servers
+// sharing a room with them, in the order they happen, until ctx ends.
+func (f *federationNode) sendPresence(ctx context.Context, p *actors.Presence, log zerolog.Logger) {
+	if f == nil || p == nil {
+		return
+	}
+	changes := make(chan federation.PresenceUpdate, presenceBacklog)
+	p.OnChange(func(userID string, st actors.PresenceState) {
+		select {
+		case changes <- federation.PresenceUpdate{UserID: userID, Presence: st.Presence, StatusMsg: st.StatusMsg, LastActive: st.LastActive, CurrentlyActive: st.CurrentlyActive}:
+		default:
+			log.Warn().Str("user_id", userID).Msg("too many presence changes waiting: one is not sent to other servers")
+		}
+	})
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case u := <-changes:
+				if err := f.edus.Presence(ctx, u, time.Now()); err != nil && ctx.Err() == nil {
+					log.Warn().Err(err).Str("user_id", u.UserID).Msg("queueing presence for other servers failed")
+				}
+			}
+		}
+	}()
 }
 
 func (f *federationNode) shutdown(ctx context.Context, log zerolog.Logger) {

@@ -126,14 +126,21 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 	}}
 	base, cancelRequests := context.WithCancel(context.Background())
 	n.cancelRequests = cancelRequests
-	if n.fed, err = startFederation(cfg, key, store, router, n.system, actorMetrics, &n.senders, base, log, n.failed); err != nil {
+	typing := actors.NewTyping()
+	var presence httpapi.PresenceTracker // nil: presence disabled
+	var presenceState *actors.Presence
+	edus := federation.EDUReceivers{
+		Typing: typing, Members: store, Receipts: store, DeviceLists: store, ToDevice: store, Publish: notifier,
+	}
+	if cfg.Presence.Enabled {
+		presenceState = actors.NewPresence()
+		presence, edus.Presence = presenceState, presenceState
+	}
+	if n.fed, err = startFederation(cfg, key, store, router, n.system, actorMetrics, &n.senders, edus, base, log, n.failed); err != nil {
 		n.closeStorage()
 		return nil, err
 	}
-	var presence httpapi.PresenceTracker // nil: presence disabled
-	if cfg.Presence.Enabled {
-		presence = actors.NewPresence()
-	}
+	n.fed.sendPresence(base, presenceState, log.With().Str("component", "federation_presence").Logger())
 	api := httpapi.NewServer(httpapi.Options{
 		ServerName:          cfg.ServerName,
 		RegistrationEnabled: cfg.Registration.Enabled,
@@ -153,7 +160,7 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 		RoomInspector:            router,
 		FaultInjection:           cfg.Debug.FaultInjection,
 		Publisher:                notifier,
-		Typing:                   actors.NewTyping(),
+		Typing:                   typing,
 		Presence:                 presence,
 		Media:                    httpapi.MediaOptions{Files: mediaFiles, MaxUploadSize: cfg.Media.MaxUploadSize},
 		RemoteProfiles:           n.fed.remoteProfiles(),
@@ -161,6 +168,7 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 		RemoteKeys:               n.fed.remoteKeys(),
 		RemoteDirectory:          n.fed.remoteDirectory(),
 		RemoteHistory:            n.fed.remoteHistory(),
+		EDUs:                     n.fed.outboundEDUs(),
 		WellKnownServer:          cfg.Federation.WellKnownServer,
 	}, store, router, notifier, log)
 
