@@ -152,6 +152,10 @@ func TestFederationEDUs(t *testing.T) {
 	aliceSince = alice.syncUntil(aliceSince, "bob's device list change", func(s *eduSync) bool {
 		return slices.Contains(s.DeviceLists.Changed, bob.userID)
 	})
+	// Alice's client then asks for bob's keys, which A asks of B.
+	if q := alice.queryKeys(bob.userID); q.DeviceKeys[bob.userID][bobDev].Keys["curve25519:"+bobDev] != "curve-bob" {
+		t.Fatalf("alice's query of bob's keys after the change = %+v", q)
+	}
 	master := newSigningKey(t)
 	bob.must("POST", "/_matrix/client/v3/keys/device_signing/upload", map[string]any{
 		"master_key": crossSigningKey(t, bob.userID, "master", master, master),
