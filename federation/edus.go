@@ -88,6 +88,11 @@ type EDUReceivers struct {
 	DeviceLists DeviceListWriter
 	ToDevice    ToDeviceWriter
 	Publish     SyncPublisher
+
+	// aclAllows applies a room's server ACL to an EDU's origin (set by
+	// NewServer: typing and receipts are refused as the room's events
+	// are).
+	aclAllows func(ctx context.Context, roomID string, nid persistence.RoomNID, version string, origin spec.ServerName) (bool, error)
 }
 
 // remoteTypingTimeout is how long a remote user's typing lasts without a
@@ -159,14 +164,24 @@ func userOf(origin spec.ServerName, userID string) error {
 	return nil
 }
 
-// joined returns the room's NID when userID is joined to it.
-func (r *EDUReceivers) joined(ctx context.Context, roomID, userID string) (persistence.RoomNID, error) {
-	nid, _, err := r.Members.RoomInfo(ctx, roomID)
+// joined returns the room's NID when userID (of origin) is joined to it
+// and the room's server ACL allows origin.
+func (r *EDUReceivers) joined(ctx context.Context, origin spec.ServerName, roomID, userID string) (persistence.RoomNID, error) {
+	nid, version, err := r.Members.RoomInfo(ctx, roomID)
 	if errors.Is(err, persistence.ErrNotFound) {
 		return 0, errEDU("unknown room " + roomID)
 	}
 	if err != nil {
 		return 0, err
+	}
+	if r.aclAllows != nil {
+		allowed, err := r.aclAllows(ctx, roomID, nid, version, origin)
+		if err != nil {
+			return 0, err
+		}
+		if !allowed {
+			return 0, errEDU("the server ACL of " + roomID + " denies the origin")
+		}
 	}
 	m, err := r.Members.MembershipOf(ctx, nid, userID)
 	if errors.Is(err, persistence.ErrNotFound) || (err == nil && m.Membership != "join") {
@@ -194,7 +209,7 @@ func (r *EDUReceivers) typing(ctx context.Context, origin spec.ServerName, conte
 	if err := userOf(origin, c.UserID); err != nil {
 		return err
 	}
-	if _, err := r.joined(ctx, c.RoomID, c.UserID); err != nil {
+	if _, err := r.joined(ctx, origin, c.RoomID, c.UserID); err != nil {
 		return err
 	}
 	r.Typing.Set(c.RoomID, c.UserID, *c.Typing, remoteTypingTimeout)
@@ -253,7 +268,7 @@ func (r *EDUReceivers) receipt(ctx context.Context, origin spec.ServerName, room
 	if t := e.Data.ThreadID; t != "" && t != "main" && !strings.HasPrefix(t, "$") {
 		return errEDU("a receipt with a bad thread_id")
 	}
-	nid, err := r.joined(ctx, roomID, userID)
+	nid, err := r.joined(ctx, origin, roomID, userID)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/rs/zerolog"
 
@@ -79,12 +80,20 @@ func NewServer(opts ServerOptions) *Server {
 	if opts.Version == "" {
 		opts.Version = "dev"
 	}
-	return &Server{
+	s := &Server{
 		self: opts.Self, keys: opts.KeyRing, profiles: opts.Profiles, userKeys: opts.UserKeys, directory: opts.Directory,
 		rooms: opts.Rooms, roomEvents: opts.RoomEvents, accounts: opts.Accounts, missing: opts.Missing, txns: newTxnResults(), heard: opts.Heard,
 		edus: opts.EDUs, toDeviceIDs: &messageIDs{},
 		version: opts.Version, log: opts.Log, now: time.Now,
 	}
+	s.edus.aclAllows = func(ctx context.Context, roomID string, nid persistence.RoomNID, version string, origin spec.ServerName) (bool, error) {
+		v, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(version))
+		if err != nil {
+			return false, err
+		}
+		return s.aclAllows(ctx, &roomView{id: roomID, nid: nid, version: v}, origin)
+	}
+	return s
 }
 
 // Handler returns the federation listener's routes.
