@@ -51,6 +51,7 @@ func eventIDs(evs []event) []string {
 // is fetched; and when no server answers, the pagination ends instead of
 // failing. Each backend is B once.
 func TestFederationBackfillShowsHistoryFromBeforeTheJoin(t *testing.T) {
+	t.Parallel() // servers of its own; mostly waiting on the network
 	backends := backendsUnderTest()
 	for i := range backends {
 		other := backends[(i+1)%len(backends)]

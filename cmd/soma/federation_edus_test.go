@@ -88,6 +88,7 @@ func typingUsers(content json.RawMessage) []string {
 // other server's clients through /sync; a private receipt does not leave
 // its server.
 func TestFederationEDUs(t *testing.T) {
+	t.Parallel() // servers of its own; mostly waiting on the network
 	backends := backendsUnderTest()
 	fast := []string{"SOMA_FEDERATION_RETRY_MIN=200ms", "SOMA_FEDERATION_RETRY_MAX=1s", "SOMA_RATE_LIMITS_ENABLED=false"}
 	a := startFedServer(t, backends[0], fast...)
@@ -185,6 +186,7 @@ func TestFederationEDUs(t *testing.T) {
 // origin, are malformed or of unknown types are dropped, and the
 // transaction is still answered 200; the valid EDUs after them apply.
 func TestFederationRefusesForeignEDUs(t *testing.T) {
+	t.Parallel() // servers of its own; mostly waiting on the network
 	backends := backendsUnderTest()
 	fast := []string{"SOMA_FEDERATION_RETRY_MIN=200ms", "SOMA_FEDERATION_RETRY_MAX=1s", "SOMA_RATE_LIMITS_ENABLED=false"}
 	a := startFedServer(t, backends[0], fast...)

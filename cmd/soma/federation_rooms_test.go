@@ -54,6 +54,7 @@ func (c *client) waitJoined(roomID, userID string) {
 // A user on B joins a room on A over federation; messages then flow both
 // ways and reach /sync on both servers.
 func TestFederationJoinAndMessagesBothWays(t *testing.T) {
+	t.Parallel() // servers of its own; mostly waiting on the network
 	backends := backendsUnderTest()
 	a := startFedServer(t, backends[0])
 	b := startFedServer(t, backends[len(backends)-1])
@@ -109,6 +110,7 @@ func TestFederationJoinAndMessagesBothWays(t *testing.T) {
 // invite with the room's stripped state, then joins through A; another
 // rejects the invite, and A sees the rejection.
 func TestFederationInvites(t *testing.T) {
+	t.Parallel() // servers of its own; mostly waiting on the network
 	backends := backendsUnderTest()
 	a := startFedServer(t, backends[0])
 	b := startFedServer(t, backends[len(backends)-1])
@@ -213,6 +215,7 @@ func publicRoomWithBob(t *testing.T, a, b *fedServer) (alice, bob *client, roomI
 // A server that was down gets what was sent to it meanwhile once it is
 // back, and sends what its users sent while the other was down.
 func TestFederationCatchUpAfterDowntime(t *testing.T) {
+	t.Parallel() // servers of its own; mostly waiting on the network
 	backends := backendsUnderTest()
 	fast := []string{"SOMA_FEDERATION_RETRY_MIN=200ms", "SOMA_FEDERATION_RETRY_MAX=1s"}
 	a := startFedServer(t, backends[0], fast...)
@@ -246,6 +249,7 @@ func TestFederationCatchUpAfterDowntime(t *testing.T) {
 // Concurrent state changes on two servers that cannot reach each other
 // fork the room; once they can, both resolve it to the same state.
 func TestFederationForkResolvesToTheSameState(t *testing.T) {
+	t.Parallel() // servers of its own; mostly waiting on the network
 	backends := backendsUnderTest()
 	fast := []string{"SOMA_FEDERATION_RETRY_MIN=200ms", "SOMA_FEDERATION_RETRY_MAX=1s"}
 	a := startFedServer(t, backends[0], fast...)
@@ -310,6 +314,7 @@ func TestFederationForkResolvesToTheSameState(t *testing.T) {
 // get_missing_events gives) takes the state before it from the sender and
 // accepts it; the gap fills when the server that made it returns.
 func TestFederationGapTooLongForMissingEvents(t *testing.T) {
+	t.Parallel() // servers of its own; mostly waiting on the network
 	backends := backendsUnderTest()
 	fast := []string{"SOMA_FEDERATION_RETRY_MIN=200ms", "SOMA_FEDERATION_RETRY_MAX=1s"}
 	a := startFedServer(t, backends[0], fast...)

@@ -17,6 +17,7 @@ import (
 // nothing; an event whose content does not match its hash is kept only
 // redacted.
 func TestFederationRejectsForgedReplayedAndMalformedTransactions(t *testing.T) {
+	t.Parallel() // servers of its own; mostly waiting on the network
 	backends := backendsUnderTest()
 	a := startFedServer(t, backends[0])
 	b := startFedServer(t, backends[len(backends)-1])

@@ -158,6 +158,7 @@ func verifyKeyResponse(t *testing.T, raw []byte, server spec.ServerName, key *fe
 // TestFederationKeysProfilesAndXMatrix runs two servers with different
 // names, A on SQLite and B on PostgreSQL, talking over TLS on loopback.
 func TestFederationKeysProfilesAndXMatrix(t *testing.T) {
+	t.Parallel() // servers of its own; mostly waiting on the network
 	backends := backendsUnderTest()
 	retired, err := federation.GenerateSigningKey() // a key B signed with before
 	if err != nil {

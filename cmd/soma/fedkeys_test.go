@@ -38,6 +38,7 @@ func decodeKey(pub string) (ed25519.PublicKey, bool) {
 // alias and lists A's public rooms. The inbound endpoints refuse unknown
 // users, other servers' users and bad JSON.
 func TestFederationUserKeysAndDirectory(t *testing.T) {
+	t.Parallel() // servers of its own; mostly waiting on the network
 	backends := backendsUnderTest()
 	a := startFedServer(t, backends[0], "SOMA_RATE_LIMITS_ENABLED=false")
 	b := startFedServer(t, backends[1], "SOMA_RATE_LIMITS_ENABLED=false")

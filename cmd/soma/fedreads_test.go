@@ -23,6 +23,7 @@ import (
 // are checked against what the serving server's client API shows, with
 // every event's hashes and signatures verified against its key.
 func TestFederationServesRoomEvents(t *testing.T) {
+	t.Parallel() // servers of its own; mostly waiting on the network
 	backends := backendsUnderTest()
 	x := startFedServer(t, backends[0])
 	y := startFedServer(t, backends[1])
