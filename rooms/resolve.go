@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
 
@@ -19,6 +20,8 @@ type eventFetcher struct {
 	roomID  string
 	version gomatrixserverlib.IRoomVersion
 	cache   map[string]*fetched
+	// resolved is told how long each state resolution took.
+	resolved func(time.Duration)
 }
 
 // fetched is a stored event with where it stands.
@@ -33,7 +36,8 @@ func (a *Actor) fetcher() *eventFetcher {
 		// Each storage read has its own bound (see get).
 		ctx:   context.Background(),
 		store: a.deps.Store, roomID: a.roomID, version: a.room.Version,
-		cache: map[string]*fetched{},
+		cache:    map[string]*fetched{},
+		resolved: a.stats.ObserveStateResolution, // a nil stats measures nothing
 	}
 }
 
@@ -147,6 +151,8 @@ func (f *eventFetcher) resolve(states []State) (State, error) {
 			chainOf = append(chainOf, ev)
 		}
 	}
+	start := time.Now()
+	defer func() { f.resolved(time.Since(start)) }()
 	authChain, err := f.authChain(chainOf)
 	if err != nil {
 		return nil, err

@@ -186,8 +186,9 @@ func (a *Activation) ObserveCommit(events int, took time.Duration) {
 	a.recent.add(a.owner.now().Unix(), uint64(events))
 }
 
-// ObserveStateResolution records a state resolution that took took. Nothing
-// calls it yet: it is for state resolution once federation brings it.
+// ObserveStateResolution records a state resolution that took took: a
+// room resolving the states of its forward extremities, or of a remote
+// event's prev events.
 func (a *Activation) ObserveStateResolution(took time.Duration) {
 	if a == nil {
 		return

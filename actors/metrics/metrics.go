@@ -113,7 +113,7 @@ func New(opts Options) *Actors {
 		msgDuration:    hist("message_duration_seconds", "Time an actor spent handling one message (a room's batch flush includes its commit).", durationBuckets),
 		batchSize:      hist("batch_size", "Commands a room actor gathered into one batch (one transaction).", batchBuckets),
 		commitDuration: hist("commit_duration_seconds", "Time a room actor's commit transaction took.", durationBuckets),
-		stateRes:       hist("state_resolution_duration_seconds", "Time state resolution took (fed once federation resolves state).", durationBuckets),
+		stateRes:       hist("state_resolution_duration_seconds", "Time state resolution took (rooms whose servers forked).", durationBuckets),
 
 		activeDesc:      prometheus.NewDesc("soma_actors_active", "Live activations, by kind.", []string{"kind"}, nil),
 		mailboxDesc:     prometheus.NewDesc("soma_actor_mailbox_depth", "Messages waiting in the mailboxes of live actors, by kind.", []string{"kind"}, nil),

@@ -26,7 +26,7 @@ type RoomStats struct {
 	CommitLatency Distribution `json:"commit_latency"`
 	// BatchSize is commands per batch.
 	BatchSize Distribution `json:"batch_size"`
-	// StateResolution is in seconds; empty until federation resolves state.
+	// StateResolution is in seconds; empty until the room resolves state.
 	StateResolution Distribution `json:"state_resolution"`
 	// Restarts after a panic in this activation, and the last panic.
 	Restarts          uint64    `json:"restarts"`
@@ -167,7 +167,7 @@ func newRoomDescs() roomDescs {
 		eventsPerSec: d("events_per_second", "Events committed per second over the last minute."),
 		batch:        d("batch_size", "Commands per batch (one transaction) in this activation."),
 		commit:       d("commit_duration_seconds", "Time per commit transaction in this activation."),
-		stateRes:     d("state_resolution_duration_seconds", "Time per state resolution in this activation (present once fed)."),
+		stateRes:     d("state_resolution_duration_seconds", "Time per state resolution in this activation."),
 		restarts:     d("restarts_total", "Restarts after a panic in this activation."),
 		joined:       d("joined_members", "Joined members of the room."),
 		extremities:  d("forward_extremities", "Forward extremities of the room."),
