@@ -58,12 +58,19 @@ type ReceiptWriter interface {
 	PutReceipt(ctx context.Context, r persistence.Receipt) (persistence.StreamPos, error)
 }
 
+// UserRooms lists a user's memberships: a remote user's presence and
+// device list updates are taken only while the user shares a room with
+// this server's users (nobody here would see them otherwise, and a server
+// cannot fill this one's memory with users nobody knows).
+type UserRooms interface {
+	MembershipsForUser(ctx context.Context, userID string) ([]persistence.Membership, error)
+}
+
 // DeviceListWriter records that a remote user's devices or cross-signing
 // keys changed: the local users sharing a room with them see the user in
 // device_lists.changed and query the keys again.
 type DeviceListWriter interface {
 	RecordDeviceListChange(ctx context.Context, userID string) (persistence.StreamPos, error)
-	MembershipsForUser(ctx context.Context, userID string) ([]persistence.Membership, error)
 }
 
 // ToDeviceWriter delivers to-device messages to local devices.
@@ -84,6 +91,7 @@ type EDUReceivers struct {
 	Typing      TypingSetter
 	Presence    RemotePresenceSetter
 	Members     RoomMembershipReader
+	Users       UserRooms
 	Receipts    ReceiptWriter
 	DeviceLists DeviceListWriter
 	ToDevice    ToDeviceWriter
@@ -142,7 +150,7 @@ func (s *Server) handleEDU(ctx context.Context, origin spec.ServerName, eduType 
 	case EDUReceipt:
 		return r.receipts(ctx, origin, content)
 	case EDUPresence:
-		return r.presence(origin, content)
+		return r.presence(ctx, origin, content)
 	case EDUDeviceListUpdate, EDUSigningKeyUpdate:
 		return r.deviceList(ctx, origin, content)
 	case EDUDirectToDevice:
@@ -288,8 +296,8 @@ func (r *EDUReceivers) receipt(ctx context.Context, origin spec.ServerName, room
 
 // presence: {"push": [{"user_id", "presence", "status_msg",
 // "last_active_ago", "currently_active"}]}.
-func (r *EDUReceivers) presence(origin spec.ServerName, content json.RawMessage) error {
-	if r.Presence == nil {
+func (r *EDUReceivers) presence(ctx context.Context, origin spec.ServerName, content json.RawMessage) error {
+	if r.Presence == nil || r.Users == nil {
 		return nil // presence is off here: nothing to show anyone
 	}
 	var c struct {
@@ -317,6 +325,13 @@ func (r *EDUReceivers) presence(origin spec.ServerName, content json.RawMessage)
 		default:
 			continue
 		}
+		rooms, err := r.joinedRooms(ctx, p.UserID)
+		if err != nil {
+			return err
+		}
+		if len(rooms) == 0 {
+			continue
+		}
 		ago := time.Duration(max(p.LastActiveAgo, 0)) * time.Millisecond
 		r.Presence.SetRemote(p.UserID, p.Presence, p.StatusMsg, now.Add(-ago), p.CurrentlyActive)
 	}
@@ -328,7 +343,7 @@ func (r *EDUReceivers) presence(origin spec.ServerName, content json.RawMessage)
 // query asks the user's server), so it only records the change, which the
 // next sync of the local users sharing a room with the user reports.
 func (r *EDUReceivers) deviceList(ctx context.Context, origin spec.ServerName, content json.RawMessage) error {
-	if r.DeviceLists == nil {
+	if r.DeviceLists == nil || r.Users == nil {
 		return errEDU("device list updates are not taken")
 	}
 	var c struct {
@@ -340,15 +355,9 @@ func (r *EDUReceivers) deviceList(ctx context.Context, origin spec.ServerName, c
 	if err := userOf(origin, c.UserID); err != nil {
 		return err
 	}
-	ms, err := r.DeviceLists.MembershipsForUser(ctx, c.UserID)
+	rooms, err := r.joinedRooms(ctx, c.UserID)
 	if err != nil {
 		return err
-	}
-	var rooms []string
-	for _, m := range ms {
-		if m.Membership == "join" {
-			rooms = append(rooms, m.RoomID)
-		}
 	}
 	if len(rooms) == 0 {
 		return errEDU("the user shares no room with this server's users")
@@ -363,6 +372,22 @@ func (r *EDUReceivers) deviceList(ctx context.Context, origin spec.ServerName, c
 		}
 	}
 	return nil
+}
+
+// joinedRooms returns the rooms the user is joined to, as this server
+// knows them.
+func (r *EDUReceivers) joinedRooms(ctx context.Context, userID string) ([]string, error) {
+	ms, err := r.Users.MembershipsForUser(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	var rooms []string
+	for _, m := range ms {
+		if m.Membership == "join" {
+			rooms = append(rooms, m.RoomID)
+		}
+	}
+	return rooms, nil
 }
 
 // toDevice: {"sender", "type", "message_id", "messages": {user ID:

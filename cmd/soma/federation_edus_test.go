@@ -149,21 +149,34 @@ func TestFederationEDUs(t *testing.T) {
 
 	// Device lists: bob's new device keys, then his cross-signing keys,
 	// put him in alice's device_lists.changed.
-	bob.must("POST", "/_matrix/client/v3/keys/upload", map[string]any{"device_keys": deviceKeys(bob, bobDev, "curve-bob")}, nil)
+	bobDevKey := newSigningKey(t)
+	bob.must("POST", "/_matrix/client/v3/keys/upload", map[string]any{"device_keys": realDeviceKeys(t, bob, bobDev, bobDevKey)}, nil)
 	aliceSince = alice.syncUntil(aliceSince, "bob's device list change", func(s *eduSync) bool {
 		return slices.Contains(s.DeviceLists.Changed, bob.userID)
 	})
 	// Alice's client then asks for bob's keys, which A asks of B.
-	if q := alice.queryKeys(bob.userID); q.DeviceKeys[bob.userID][bobDev].Keys["curve25519:"+bobDev] != "curve-bob" {
+	if q := alice.queryKeys(bob.userID); q.DeviceKeys[bob.userID][bobDev].Keys["curve25519:"+bobDev] != "curve-"+bobDev {
 		t.Fatalf("alice's query of bob's keys after the change = %+v", q)
 	}
-	master := newSigningKey(t)
+	master, ssk := newSigningKey(t), newSigningKey(t)
 	bob.must("POST", "/_matrix/client/v3/keys/device_signing/upload", map[string]any{
-		"master_key": crossSigningKey(t, bob.userID, "master", master, master),
+		"master_key":       crossSigningKey(t, bob.userID, "master", master, master),
+		"self_signing_key": crossSigningKey(t, bob.userID, "self_signing", ssk, master),
 	}, nil)
 	aliceSince = alice.syncUntil(aliceSince, "bob's cross-signing key change", func(s *eduSync) bool {
 		return slices.Contains(s.DeviceLists.Changed, bob.userID)
 	})
+	// Bob signs his device with his self-signing key: a device list update.
+	bob.must("POST", "/_matrix/client/v3/keys/signatures/upload", map[string]any{
+		bob.userID: map[string]any{bobDev: signed(t, realDeviceKeys(t, bob, bobDev, bobDevKey), bob.userID, "ed25519:"+ssk.pub, ssk)},
+	}, nil)
+	aliceSince = alice.syncUntil(aliceSince, "bob's signed device", func(s *eduSync) bool {
+		return slices.Contains(s.DeviceLists.Changed, bob.userID)
+	})
+	q := alice.queryKeys(bob.userID)
+	if q.DeviceKeys[bob.userID][bobDev].Signatures[bob.userID]["ed25519:"+ssk.pub] == "" || q.MasterKeys[bob.userID].Keys["ed25519:"+master.pub] != master.pub {
+		t.Fatalf("alice's query of bob's keys after he cross-signed = %+v", q)
+	}
 	// And back: alice's new device keys reach bob.
 	alice.must("POST", "/_matrix/client/v3/keys/upload", map[string]any{"device_keys": deviceKeys(alice, whoamiDevice(alice), "curve-alice")}, nil)
 	bobSince = bob.syncUntil(bobSince, "alice's device list change", func(s *eduSync) bool {

@@ -130,7 +130,7 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 	var presence httpapi.PresenceTracker // nil: presence disabled
 	var presenceState *actors.Presence
 	edus := federation.EDUReceivers{
-		Typing: typing, Members: store, Receipts: store, DeviceLists: store, ToDevice: store, Publish: notifier,
+		Typing: typing, Members: store, Users: store, Receipts: store, DeviceLists: store, ToDevice: store, Publish: notifier,
 	}
 	if cfg.Presence.Enabled {
 		presenceState = actors.NewPresence()
