@@ -220,7 +220,11 @@ func (s *Server) contextHandler(r *http.Request) (int, any, error) {
 	if len(after) > 0 {
 		last = after[len(after)-1]
 	}
-	state, err := s.store.SnapshotEvents(ctx, last.StateBefore)
+	snap, err := vc.stateAt(ctx, &last)
+	if err != nil {
+		return 0, nil, err
+	}
+	state, err := s.store.SnapshotEvents(ctx, snap)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -193,6 +193,16 @@ func (v *visibilityChecker) outliersVisible(ctx context.Context) (bool, error) {
 	return rooms.CanSeeEvent(historyVisibilityOf(hv), "", v.a.joinedLater), nil
 }
 
+// stateAt is the state snapshot before ev, or for an outlier (which has
+// none) the state before the room's first timeline event, the earliest
+// this server knows.
+func (v *visibilityChecker) stateAt(ctx context.Context, ev *persistence.StoredEvent) (persistence.StateSnapshotNID, error) {
+	if ev.StreamPos > 0 {
+		return ev.StateBefore, nil
+	}
+	return v.originState(ctx)
+}
+
 // originState is the state before the room's first timeline event.
 func (v *visibilityChecker) originState(ctx context.Context) (persistence.StateSnapshotNID, error) {
 	if v.origin < 0 {

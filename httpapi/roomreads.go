@@ -338,7 +338,7 @@ func (s *Server) messagesHandler(r *http.Request) (int, any, error) {
 	}
 	resp := map[string]any{"start": start, "chunk": chunk}
 	if f.LazyLoadMembers {
-		state, err := s.chunkMembers(r.Context(), returned)
+		state, err := s.chunkMembers(r.Context(), vc, returned)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -361,12 +361,16 @@ func cloneValues(q url.Values) url.Values {
 // chunkMembers is /messages' lazy-loaded state: the member events of the
 // senders of the returned events, as of the last of them. They are sent
 // every time (the spec lets a server leave out those sent before).
-func (s *Server) chunkMembers(ctx context.Context, evs []persistence.StoredEvent) ([]*clientEvent, error) {
+func (s *Server) chunkMembers(ctx context.Context, vc *visibilityChecker, evs []persistence.StoredEvent) ([]*clientEvent, error) {
 	out := []*clientEvent{}
 	if len(evs) == 0 {
 		return out, nil
 	}
 	last := &evs[len(evs)-1]
+	snap, err := vc.stateAt(ctx, last)
+	if err != nil {
+		return nil, err
+	}
 	seen := map[string]bool{}
 	for i := range evs {
 		sender := evs[i].Sender
@@ -374,7 +378,7 @@ func (s *Server) chunkMembers(ctx context.Context, evs []persistence.StoredEvent
 			continue
 		}
 		seen[sender] = true
-		ev, err := s.store.StateEventAt(ctx, last.StateBefore, spec.MRoomMember, sender)
+		ev, err := s.store.StateEventAt(ctx, snap, spec.MRoomMember, sender)
 		if errors.Is(err, persistence.ErrNotFound) {
 			continue
 		}

@@ -129,6 +129,31 @@ func testBackfill(t *testing.T, a, b *fedServer) {
 	// Served from B's storage now.
 	a.Stop()
 	check("A stopped")
+	// A filter applies to the history as to the timeline, and lazy
+	// loading names the senders of the history's events.
+	filter := url.QueryEscape(`{"types":["m.room.message"],"lazy_load_members":true}`)
+	from, n, aliceNamed := room.Timeline.PrevBatch, 0, false
+	for from != "" {
+		var page struct {
+			messagesPage
+			State []event `json:"state"`
+		}
+		bob.must("GET", fmt.Sprintf("/_matrix/client/v3/rooms/%s/messages?dir=b&limit=4&filter=%s&from=%s", pathEscape(roomID), filter, url.QueryEscape(from)), nil, &page)
+		for _, ev := range page.Chunk {
+			if want := fmt.Sprintf("before bob %d", 29-n); ev.Type != "m.room.message" || ev.Content["body"] != want {
+				t.Fatalf("filtered history: %s %v where %q was due", ev.Type, ev.Content, want)
+			}
+			n++
+		}
+		for _, ev := range page.State {
+			aliceNamed = aliceNamed || (ev.Type == "m.room.member" && ev.StateKey != nil && *ev.StateKey == alice.userID)
+		}
+		from = page.End
+	}
+	if n != 30 || !aliceNamed {
+		t.Fatalf("filtered history: %d messages, alice's member event lazily loaded: %v", n, aliceNamed)
+	}
+
 	for _, ev := range bob.pageBack(unreachable, rooms[unreachable].Timeline.PrevBatch, 7) {
 		if ev.Type == "m.room.message" {
 			t.Fatalf("bob sees %v of a room whose history no server could give", ev.Content)
