@@ -26,14 +26,43 @@ func (q *fakeEDUQueue) QueueEDU(_ context.Context, destinations []string, eduTyp
 	return nil
 }
 
-type fakeDestinations struct{ room, sharing []string }
+type fakeDestinations struct {
+	room, sharing []string
+	roomReads     *int
+}
 
 func (d fakeDestinations) JoinedServersOfRoom(context.Context, string) ([]string, error) {
+	if d.roomReads != nil {
+		*d.roomReads++
+	}
 	return d.room, nil
 }
 
 func (d fakeDestinations) ServersSharingRoomsWith(context.Context, string) ([]string, error) {
 	return d.sharing, nil
+}
+
+func TestARoomsServersAreReadOnceABurst(t *testing.T) {
+	ctx := context.Background()
+	reads := 0
+	e := NewOutboundEDUs("here.example", &fakeEDUQueue{}, fakeDestinations{room: []string{"a.example"}, roomReads: &reads})
+	now := time.Unix(1000, 0)
+	e.now = func() time.Time { return now }
+	for range 3 {
+		if err := e.Typing(ctx, "!r:here.example", "@alice:here.example", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if reads != 1 {
+		t.Fatalf("%d reads of the room's servers for a burst of typing, want 1", reads)
+	}
+	now = now.Add(roomServersTTL)
+	if err := e.Typing(ctx, "!r:here.example", "@alice:here.example", false); err != nil {
+		t.Fatal(err)
+	}
+	if reads != 2 {
+		t.Fatalf("%d reads after the cache expired, want 2", reads)
+	}
 }
 
 func TestOutboundEDUsGoOnlyFromLocalUsersToOtherServers(t *testing.T) {
