@@ -32,6 +32,9 @@ type RoomEventReader interface {
 	// StateEventAt returns the state event for (type, stateKey) in a
 	// snapshot, or persistence.ErrNotFound.
 	StateEventAt(ctx context.Context, snapshot persistence.StateSnapshotNID, eventType, stateKey string) (*persistence.StoredEvent, error)
+	// EventsNearTimestamp and MaxStreamPos answer /timestamp_to_event.
+	EventsNearTimestamp(ctx context.Context, room persistence.RoomNID, ts int64, forward bool, to persistence.StreamPos, limit int) ([]persistence.StoredEvent, error)
+	MaxStreamPos(ctx context.Context) (persistence.StreamPos, error)
 }
 
 // fedError is a Matrix error a handler answers with.

@@ -138,6 +138,7 @@ func (s *Server) Handler() http.Handler {
 				r.Get("/event_auth/{roomId}/{eventId}", s.getEventAuth)
 				r.Get("/backfill/{roomId}", s.getBackfill)
 				r.Post("/get_missing_events/{roomId}", s.postGetMissingEvents)
+				r.Get("/timestamp_to_event/{roomId}", s.getTimestampToEvent)
 			}
 		})
 	})

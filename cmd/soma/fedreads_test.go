@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -396,6 +397,53 @@ func checkRoomEventReads(t *testing.T, a, b *fedServer) {
 		}
 		if got := missing(map[string]any{"earliest_events": []string{}, "latest_events": []string{last}, "min_depth": 1000}); len(got) != 0 {
 			t.Fatalf("missing above min_depth 1000: %v", got)
+		}
+	})
+
+	t.Run("timestamp_to_event", func(t *testing.T) {
+		pc.t, fr.t = t, t
+		near := func(ts int64, dir string) (string, int64) {
+			t.Helper()
+			body := fr.must(fr.get(fmt.Sprintf("/_matrix/federation/v1/timestamp_to_event/%s?ts=%d&dir=%s", roomURI, ts, dir)))
+			id, _ := body["event_id"].(string)
+			got, _ := body["origin_server_ts"].(float64)
+			return id, int64(got)
+		}
+		tsOf := func(id string) int64 {
+			t.Helper()
+			body := fr.must(fr.get("/_matrix/federation/v1/event/" + url.PathEscape(id)))
+			return int64(pc.checkAll(body["pdus"])[0].OriginServerTS())
+		}
+		if id, _ := near(0, "f"); id != timeline[0].EventID {
+			t.Errorf("first event from 0 = %s, want the create event %s", id, timeline[0].EventID)
+		}
+		future := time.Now().Add(time.Hour).UnixMilli()
+		if id, _ := near(future, "b"); id != last {
+			t.Errorf("last event before an hour from now = %s, want %s", id, last)
+		}
+		at := tsOf(m3)
+		if id, ts := near(at, "f"); ts != at || index[id] > index[m3] {
+			t.Errorf("first event from m3's time %d = %s at %d", at, id, ts)
+		}
+		if id, ts := near(at, "b"); ts != at || index[id] < index[m3] {
+			t.Errorf("last event until m3's time %d = %s at %d", at, id, ts)
+		}
+		for _, tc := range []struct {
+			query   string
+			status  int
+			errcode string
+		}{
+			{fmt.Sprintf("ts=%d&dir=f", future), 404, "M_NOT_FOUND"},
+			{"ts=1&dir=x", 400, "M_INVALID_PARAM"},
+			{"ts=soon&dir=f", 400, "M_INVALID_PARAM"},
+			{"dir=f", 400, "M_MISSING_PARAM"},
+		} {
+			if code, body := fr.get("/_matrix/federation/v1/timestamp_to_event/" + roomURI + "?" + tc.query); code != tc.status || body["errcode"] != tc.errcode {
+				t.Errorf("timestamp_to_event?%s: %d %v, want %d %s", tc.query, code, body, tc.status, tc.errcode)
+			}
+		}
+		if code, body := fr.get("/_matrix/federation/v1/timestamp_to_event/" + url.PathEscape(private) + "?ts=0&dir=f"); code != 403 || body["errcode"] != "M_FORBIDDEN" {
+			t.Errorf("timestamp_to_event of the private room: %d %v", code, body)
 		}
 	})
 

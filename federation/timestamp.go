@@ -1,0 +1,60 @@
+package federation
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+)
+
+// timestampCandidates is how many events near the timestamp are read to
+// find one in the room's timeline (outliers are passed over).
+const timestampCandidates = 20
+
+// GET /_matrix/federation/v1/timestamp_to_event/{roomId}?ts=&dir=: the
+// room's event closest to ts, at or after it (dir f) or at or before it
+// (dir b), for a server that may read the room.
+func (s *Server) getTimestampToEvent(w http.ResponseWriter, r *http.Request) {
+	roomID, ferr := roomIDParam(r)
+	if ferr != nil {
+		writeFedError(w, r, ferr)
+		return
+	}
+	q := r.URL.Query()
+	if q.Get("ts") == "" || q.Get("dir") == "" {
+		writeError(w, http.StatusBadRequest, "M_MISSING_PARAM", "ts and dir are required")
+		return
+	}
+	ts, err := strconv.ParseInt(q.Get("ts"), 10, 64)
+	if err != nil {
+		writeFedError(w, r, errInvalidParam("ts must be an integer"))
+		return
+	}
+	dir := q.Get("dir")
+	if dir != "f" && dir != "b" {
+		writeFedError(w, r, errInvalidParam("dir must be f or b"))
+		return
+	}
+	room, ferr := s.openRoom(r.Context(), OriginFrom(r.Context()), roomID)
+	if ferr != nil {
+		writeFedError(w, r, ferr)
+		return
+	}
+	bound, err := s.roomEvents.MaxStreamPos(r.Context())
+	if err != nil {
+		writeFedError(w, r, errInternal("read the room's events", err))
+		return
+	}
+	evs, err := s.roomEvents.EventsNearTimestamp(r.Context(), room.nid, ts, dir == "f", bound, timestampCandidates)
+	if err != nil {
+		writeFedError(w, r, errInternal("read the room's events", err))
+		return
+	}
+	for _, ev := range evs {
+		if ev.StreamPos > 0 { // not an outlier
+			writeJSON(w, http.StatusOK, map[string]any{"event_id": ev.EventID, "origin_server_ts": spec.Timestamp(ev.OriginServerTS)})
+			return
+		}
+	}
+	writeFedError(w, r, errNotFound("No event found in that direction"))
+}
