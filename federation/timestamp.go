@@ -7,10 +7,6 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 )
 
-// timestampCandidates is how many events near the timestamp are read to
-// find one in the room's timeline (outliers are passed over).
-const timestampCandidates = 20
-
 // GET /_matrix/federation/v1/timestamp_to_event/{roomId}?ts=&dir=: the
 // room's event closest to ts, at or after it (dir f) or at or before it
 // (dir b), for a server that may read the room.
@@ -45,16 +41,14 @@ func (s *Server) getTimestampToEvent(w http.ResponseWriter, r *http.Request) {
 		writeFedError(w, r, errInternal("read the room's events", err))
 		return
 	}
-	evs, err := s.roomEvents.EventsNearTimestamp(r.Context(), room.nid, ts, dir == "f", bound, timestampCandidates)
+	evs, err := s.roomEvents.EventsNearTimestamp(r.Context(), room.nid, ts, dir == "f", bound, 1)
 	if err != nil {
 		writeFedError(w, r, errInternal("read the room's events", err))
 		return
 	}
-	for _, ev := range evs {
-		if ev.StreamPos > 0 { // not an outlier
-			writeJSON(w, http.StatusOK, map[string]any{"event_id": ev.EventID, "origin_server_ts": spec.Timestamp(ev.OriginServerTS)})
-			return
-		}
+	if len(evs) == 0 {
+		writeFedError(w, r, errNotFound("No event found in that direction"))
+		return
 	}
-	writeFedError(w, r, errNotFound("No event found in that direction"))
+	writeJSON(w, http.StatusOK, map[string]any{"event_id": evs[0].EventID, "origin_server_ts": spec.Timestamp(evs[0].OriginServerTS)})
 }

@@ -55,8 +55,9 @@ type RelationsReader interface {
 	// counting replies at pos <= to that are not redacted; participant is
 	// the user asking. At most MaxBundledChildren children are returned.
 	BundledRelations(ctx context.Context, parents []EventNID, participant string, to StreamPos) ([]RelatedChild, []ThreadSummary, error)
-	// EventsNearTimestamp returns up to limit events of the room at pos <=
-	// to: forward, those sent at or after ts, earliest first; otherwise
-	// those sent at or before ts, latest first.
+	// EventsNearTimestamp returns up to limit events of the room's
+	// timeline (no outliers) at pos <= to: forward, those sent at or after
+	// ts, earliest first; otherwise those sent at or before ts, latest
+	// first.
 	EventsNearTimestamp(ctx context.Context, room RoomNID, ts int64, forward bool, to StreamPos, limit int) ([]StoredEvent, error)
 }

@@ -78,11 +78,11 @@ FROM (
 JOIN events e ON e.stream_pos = th.latest` + eventLookups
 
 const selectEventsFromTimestampSQL = "SELECT " + eventColumns + " FROM events e" + eventLookups + `
-WHERE e.room_nid = $1 AND e.origin_server_ts >= $2 AND e.stream_pos <= $3
+WHERE e.room_nid = $1 AND e.origin_server_ts >= $2 AND e.stream_pos > 0 AND e.stream_pos <= $3
 ORDER BY e.origin_server_ts ASC, e.stream_pos ASC LIMIT $4`
 
 const selectEventsUntilTimestampSQL = "SELECT " + eventColumns + " FROM events e" + eventLookups + `
-WHERE e.room_nid = $1 AND e.origin_server_ts <= $2 AND e.stream_pos <= $3
+WHERE e.room_nid = $1 AND e.origin_server_ts <= $2 AND e.stream_pos > 0 AND e.stream_pos <= $3
 ORDER BY e.origin_server_ts DESC, e.stream_pos DESC LIMIT $4`
 
 type relationsTable struct {

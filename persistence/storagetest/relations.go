@@ -255,6 +255,17 @@ func testEventsNearTimestamp(t *testing.T, s persistence.Store) {
 	if len(got) != 0 {
 		t.Fatalf("EventsNearTimestamp past the bound = %v", eventIDs(got))
 	}
+	// An outlier is not in the timeline: never near any time.
+	outlier := r.message("@bob:remote", "fetched")
+	outlier.Outlier, outlier.OriginServerTS = true, ts(evs[len(evs)-1])+1000
+	r.mustCommit(t, outlier)
+	for _, forward := range []bool{true, false} {
+		got, err := s.EventsNearTimestamp(ctx, r.nid, outlier.OriginServerTS, forward, top, 5)
+		noErr(t, "EventsNearTimestamp", err)
+		if slices.Contains(eventIDs(got), outlier.EventID) {
+			t.Fatalf("EventsNearTimestamp(forward %v) found the outlier: %v", forward, eventIDs(got))
+		}
+	}
 }
 
 // CheckRelationsBackfill is what the backends' migration tests assert
