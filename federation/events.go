@@ -25,7 +25,8 @@ import (
 // also redact those the history visibility hides from the requester (the
 // state and auth chains go out whole: servers need them to check events).
 
-// maxWalk bounds what /backfill and /get_missing_events answer with.
+// maxWalk bounds what /backfill and /get_missing_events answer with, and
+// how many events they start from (each is read).
 const maxWalk = 100
 
 // pduTransaction is the body of /event and /backfill (spec: Transaction).
@@ -309,6 +310,10 @@ func (s *Server) getBackfill(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "M_MISSING_PARAM", "v is required")
 		return
 	}
+	if len(from) > maxWalk {
+		writeFedError(w, r, errInvalidParam(fmt.Sprintf("At most %d events in v", maxWalk)))
+		return
+	}
 	if !q.Has("limit") {
 		writeError(w, http.StatusBadRequest, "M_MISSING_PARAM", "limit is required")
 		return
@@ -365,6 +370,10 @@ func (s *Server) postGetMissingEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.EarliestEvents == nil || req.LatestEvents == nil {
 		writeError(w, http.StatusBadRequest, "M_BAD_JSON", "earliest_events and latest_events are required")
+		return
+	}
+	if len(req.LatestEvents) > maxWalk {
+		writeError(w, http.StatusBadRequest, "M_BAD_JSON", fmt.Sprintf("At most %d latest_events", maxWalk))
 		return
 	}
 	limit := 10

@@ -3,8 +3,10 @@ package federation
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/soma-chat/soma/persistence"
@@ -65,5 +67,19 @@ func TestEventIDsWithSlashAndPlusAreReadFromEscapedPathsAndQueries(t *testing.T)
 		if err := json.Unmarshal(body[tc.list], &list); err != nil || list == nil || len(list) != tc.n {
 			t.Fatalf("%s: %s, want %d in %s", tc.uri, w.Body, tc.n, tc.list)
 		}
+	}
+}
+
+func TestWalksRefuseTooManyStartingEvents(t *testing.T) {
+	f := newXMatrixFixture(t)
+	f.srv.roomEvents = &v3Fake{event: persistence.StoredEvent{EventID: "$x", RoomID: "!r:x"}}
+	q := url.Values{"limit": {"10"}}
+	for i := range maxWalk + 1 {
+		q.Add("v", fmt.Sprintf("$e%d", i))
+	}
+	w := httptest.NewRecorder()
+	f.srv.Handler().ServeHTTP(w, f.signedGet(t, "/_matrix/federation/v1/backfill/"+url.PathEscape("!r:x")+"?"+q.Encode()))
+	if w.Code != 400 || !strings.Contains(w.Body.String(), "M_INVALID_PARAM") {
+		t.Fatalf("backfill from %d events: %d %s", maxWalk+1, w.Code, w.Body)
 	}
 }

@@ -589,6 +589,7 @@ func checkRoomEventReads(t *testing.T, a, b *fedServer) {
 			{"no latest_events", roomID, map[string]any{"earliest_events": []string{}}, 400, "M_BAD_JSON"},
 			{"latest_events not a list", roomID, map[string]any{"earliest_events": []string{}, "latest_events": "x"}, 400, "M_BAD_JSON"},
 			{"negative limit", roomID, map[string]any{"earliest_events": []string{}, "latest_events": []string{last}, "limit": -1}, 400, "M_BAD_JSON"},
+			{"too many latest_events", roomID, map[string]any{"earliest_events": []string{}, "latest_events": slices.Repeat([]string{last}, 101)}, 400, "M_BAD_JSON"},
 		} {
 			code, body := fr.post("/_matrix/federation/v1/get_missing_events/"+url.PathEscape(tc.room), tc.body)
 			if code != tc.status || body["errcode"] != tc.errcode {
