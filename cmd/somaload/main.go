@@ -25,7 +25,7 @@ const usage = `somaload loads a Matrix homeserver through the Client-Server API.
 Usage:
   somaload send      -url URL [-users 16] [-rooms 1] [-messages 2000] [-concurrency N] [-duration D]
   somaload joinstorm -url URL [-users 1000] [-concurrency 32]
-  somaload syncwake  -url URL [-pairs 20] [-rounds 20]
+  somaload syncwake  -url URL [-remote-url URL] [-pairs 20] [-rounds 20]
   somaload bigroom   -url URL [-members 1000] [-syncers N] [-messages 50] [-metrics-url URL]
   somaload COMMAND -h    (the flags of a command)
 
@@ -39,6 +39,10 @@ Commands:
   syncwake   pairs of users share a room; the receiver long-polls /sync while
              the sender sends; reports the time from the send's answer (and
              from the send's start) to the receiver's /sync returning the event.
+             With -remote-url, the receivers are on that server and join the
+             senders' rooms over federation (through the senders' server,
+             named by their user IDs): the figures then include the
+             federation path between the two servers.
   bigroom    one room with many members; the owner sends messages, first with
              nobody syncing, then with every syncer parked in /sync (each
              message once all have the previous one); with -metrics-url,
@@ -48,7 +52,7 @@ Commands:
 Flags every command takes:
   -url URL           homeserver base URL (default http://127.0.0.1:8008); only
                      loopback hosts unless -allow-remote
-  -allow-remote      allow a non-loopback -url
+  -allow-remote      allow a non-loopback -url (and -remote-url, -metrics-url)
   -timeout D         per request attempt (default 30s; /sync adds its long-poll time)
   -password P        password of the accounts the tool registers
   -token-file F      reuse accounts: read users from F (JSON written by an

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -102,8 +103,25 @@ func (c *client) createRoom(ctx context.Context, u user, name string) (string, e
 	return res.RoomID, nil
 }
 
-func (c *client) join(ctx context.Context, u user, roomID string) result {
-	return c.call(ctx, http.MethodPost, "/_matrix/client/v3/rooms/"+pathSegment(roomID)+"/join", u.AccessToken, map[string]any{}, 0)
+// join joins u to roomID. With via (server names), it asks through
+// /join/{roomIdOrAlias}?server_name=…, so that a server not yet in the room
+// joins it over federation through one of them.
+func (c *client) join(ctx context.Context, u user, roomID string, via ...string) result {
+	if len(via) == 0 {
+		return c.call(ctx, http.MethodPost, "/_matrix/client/v3/rooms/"+pathSegment(roomID)+"/join", u.AccessToken, map[string]any{}, 0)
+	}
+	q := url.Values{"server_name": via}
+	return c.call(ctx, http.MethodPost, "/_matrix/client/v3/join/"+pathSegment(roomID)+"?"+q.Encode(), u.AccessToken, map[string]any{}, 0)
+}
+
+// serverName is the domain of a user ID (@localpart:domain, the domain
+// possibly with a port): the server the user belongs to.
+func serverName(userID string) (string, error) {
+	_, domain, ok := strings.Cut(userID, ":")
+	if !strings.HasPrefix(userID, "@") || !ok || domain == "" {
+		return "", fmt.Errorf("%q is not a user ID", userID)
+	}
+	return domain, nil
 }
 
 func (c *client) leave(ctx context.Context, u user, roomID string) result {

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,7 +31,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	if somaBinary, err = somaproc.Build(dir, false); err != nil {
+	if somaBinary, err = somaproc.Build(dir, false, "somactl"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -48,6 +50,38 @@ func startSoma(t *testing.T) *somaproc.Server {
 		"SOMA_SERVER_NAME=somaload.test",
 		"SOMA_RATE_LIMITS_ENABLED=false",
 	)
+}
+
+// startFedSoma is startSoma with federation on, as cmd/soma's
+// startFedServer does it: the server is named 127.0.0.1:<port>, its
+// federation listener serves TLS there with a self-signed pair from
+// somactl generate-tls, and it trusts its peers' self-signed ones.
+func startFedSoma(t *testing.T) *somaproc.Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := ln.Addr().String()
+	ln.Close() // the server binds it again: its name must carry the port
+	env := []string{
+		"SOMA_DATA_DIR=" + t.TempDir(),
+		"SOMA_SERVER_NAME=" + name,
+		"SOMA_RATE_LIMITS_ENABLED=false",
+		"SOMA_FEDERATION_LISTEN=" + name,
+		"SOMA_FEDERATION_SKIP_TLS_VERIFY=true",
+		"SOMA_FEDERATION_ALLOW_PRIVATE_NETWORKS=true",
+	}
+	somactl := exec.Command(filepath.Join(filepath.Dir(somaBinary), "somactl"), "generate-tls")
+	somactl.Env = append(os.Environ(), env...)
+	if out, err := somactl.CombinedOutput(); err != nil {
+		t.Fatalf("somactl generate-tls: %v\n%s", err, out)
+	}
+	s := somaproc.Start(t, somaBinary, env...)
+	if s.FederationURL != "https://"+name {
+		t.Fatalf("federation listens at %q, want https://%s", s.FederationURL, name)
+	}
+	return s
 }
 
 // somaload runs the tool in-process with -json and decodes its figures.
@@ -212,6 +246,49 @@ func TestCommandsAgainstSoma(t *testing.T) {
 		f.Wake.checkSane(t, "wake after send response", 12, 20*time.Second)
 		f.Send.checkSane(t, "send latency", 6, 20*time.Second)
 	})
+}
+
+// With -remote-url the receivers are on a second server and join the
+// senders' rooms over federation; every send still wakes its receiver.
+func TestSyncWakeAcrossFederation(t *testing.T) {
+	senders, receivers := startFedSoma(t), startFedSoma(t)
+	var f struct {
+		commonFigures
+		URL        string         `json:"url"`
+		RemoteURL  string         `json:"remote_url"`
+		Woken      int            `json:"woken"`
+		Missed     int            `json:"missed"`
+		Mismatched int            `json:"mismatched"`
+		FromStart  latencyFigures `json:"wake_after_send_start"`
+	}
+	somaload(t, &f, "syncwake", "-url", senders.BaseURL, "-remote-url", receivers.BaseURL, "-pairs", "2", "-rounds", "3", "-settle", "100ms")
+	f.checkClean(t)
+	if f.URL != senders.BaseURL || f.RemoteURL != receivers.BaseURL {
+		t.Errorf("url %q, remote_url %q; want %q, %q", f.URL, f.RemoteURL, senders.BaseURL, receivers.BaseURL)
+	}
+	if f.Woken != 6 || f.Missed != 0 || f.Mismatched != 0 {
+		t.Errorf("woken %d, missed %d, mismatched %d; want 6, 0, 0", f.Woken, f.Missed, f.Mismatched)
+	}
+	if f.FromStart.Count != 6 || f.FromStart.MinMS <= 0 {
+		t.Errorf("wake after send start: %+v; want 6 samples, each after its send started", f.FromStart)
+	}
+}
+
+func TestSyncWakeChecksRemoteURL(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"-remote-url", "http://matrix.example.org"}, "not a loopback address"},
+		{[]string{"-remote-url", "127.0.0.1:8009"}, "want http://"},
+		{[]string{"-url", "http://127.0.0.1:8008", "-remote-url", "http://127.0.0.1:8008/"}, "-remote-url is -url"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), append([]string{"syncwake"}, tc.args...), &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), tc.wantErr) {
+			t.Errorf("syncwake %v: exit %d, %q; want 2 and an error with %q", tc.args, code, stderr.String(), tc.wantErr)
+		}
+	}
 }
 
 func TestParseProcessCPU(t *testing.T) {

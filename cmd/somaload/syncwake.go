@@ -13,8 +13,11 @@ import (
 
 type syncWakeFigures struct {
 	report
-	Pairs  int `json:"pairs"`
-	Rounds int `json:"rounds"`
+	// RemoteURL is -remote-url: the receivers' server, joined to the
+	// senders' rooms over federation ("" when both sides are on URL).
+	RemoteURL string `json:"remote_url,omitempty"`
+	Pairs     int    `json:"pairs"`
+	Rounds    int    `json:"rounds"`
 	// Woken rounds are those whose event reached the receiver; Missed ones
 	// did not within the long-poll time; Mismatched ones came back with
 	// another event ID than the send answered with.
@@ -41,6 +44,7 @@ type wakePair struct {
 // syncWake holds what the rounds of all pairs measure.
 type syncWake struct {
 	e                       *runEnv
+	recv                    *client // the receivers' server: e.c, or -remote-url's
 	syncTimeout, settle     time.Duration
 	afterResp, afterStart   latencies
 	sendLat                 latencies
@@ -50,7 +54,8 @@ type syncWake struct {
 
 func runSyncWake(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var o options
-	fs := newFlagSet("syncwake", "syncwake -url URL [-pairs 20] [-rounds 20]", stderr, &o)
+	fs := newFlagSet("syncwake", "syncwake -url URL [-remote-url URL] [-pairs 20] [-rounds 20]", stderr, &o)
+	remoteURL := fs.String("remote-url", "", "the receivers' homeserver `URL`, when not -url's: they register there and join the senders' rooms over federation (loopback only unless -allow-remote; -token-file holds -url's accounts only)")
 	pairs := fs.Int("pairs", 20, "sender/receiver pairs, each in its own room, all at once")
 	rounds := fs.Int("rounds", 20, "messages each pair sends, one after another")
 	syncTimeout := fs.Duration("sync-timeout", 30*time.Second, "the receivers' /sync timeout (long-poll time)")
@@ -68,29 +73,53 @@ func runSyncWake(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if code := o.check(fs); code != 0 {
 		return code
 	}
+	if *remoteURL != "" {
+		base, err := checkTarget(*remoteURL, o.allowRemote)
+		if err != nil {
+			return usageError(fs, "-remote-url: %v", err)
+		}
+		if base == o.url {
+			return usageError(fs, "-remote-url is -url: leave it out to measure within one server")
+		}
+		*remoteURL = base
+	}
 	ctx, cancel := o.runContext(ctx)
 	defer cancel()
 	e := newRunEnv(o, max(2**pairs, *conc), stderr)
 	defer e.c.close()
+	recv := e.c
+	if *remoteURL != "" {
+		recv = newClient(*remoteURL, o.timeout, max(*pairs, *conc))
+		defer recv.close()
+	}
 
-	// Setup: each pair's sender creates its room, the receiver joins and
-	// takes a first /sync to know where to start.
-	accounts, err := e.users(ctx, 2**pairs, *conc)
+	// Setup: each pair's sender creates its room, the receiver joins (over
+	// federation, through the sender's server, when it is on -remote-url)
+	// and takes a first /sync to know where to start.
+	senders, receivers, err := e.wakeAccounts(ctx, recv, *pairs, *conc)
 	if err != nil {
 		return e.setupFailed(ctx, err)
 	}
 	ps := make([]*wakePair, *pairs)
 	if err := forEach(ctx, *pairs, *conc, func(ctx context.Context, i int) error {
-		p := &wakePair{sender: accounts[2*i], receiver: accounts[2*i+1]}
+		p := &wakePair{sender: senders[i], receiver: receivers[i]}
 		ps[i] = p
 		var err error
 		if p.roomID, err = e.c.createRoom(ctx, p.sender, fmt.Sprintf("somaload %s wake %d", e.runID, i)); err != nil {
 			return err
 		}
-		if r := e.c.join(ctx, p.receiver, p.roomID); !r.ok() {
+		var via []string
+		if recv != e.c {
+			origin, err := serverName(p.sender.UserID)
+			if err != nil {
+				return err
+			}
+			via = append(via, origin)
+		}
+		if r := recv.join(ctx, p.receiver, p.roomID, via...); !r.ok() {
 			return fmt.Errorf("%s joining %s: %s", p.receiver.UserID, p.roomID, r)
 		}
-		r := e.c.sync(ctx, p.receiver, "", 0)
+		r := recv.sync(ctx, p.receiver, "", 0)
 		var sr syncResponse
 		if !r.ok() {
 			return fmt.Errorf("%s's first /sync: %s", p.receiver.UserID, r)
@@ -105,9 +134,13 @@ func runSyncWake(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	setup := time.Since(e.begin)
 	e.logf("%d pairs × %d rounds; /sync timeout %s, settle %s", *pairs, *rounds, *syncTimeout, *settle)
+	if recv != e.c {
+		e.logf("senders on %s, receivers on %s (joined over federation)", o.url, *remoteURL)
+	}
 
 	e.c.loadPhase()
-	w := &syncWake{e: e, syncTimeout: *syncTimeout, settle: *settle}
+	recv.loadPhase()
+	w := &syncWake{e: e, recv: recv, syncTimeout: *syncTimeout, settle: *settle}
 	var wg sync.WaitGroup
 	for i, p := range ps {
 		wg.Add(1)
@@ -122,6 +155,7 @@ func runSyncWake(ctx context.Context, args []string, stdout, stderr io.Writer) i
 
 	f := syncWakeFigures{
 		report:            e.baseReport("syncwake", setup, time.Since(e.begin), &w.errs, ctx),
+		RemoteURL:         *remoteURL,
 		Pairs:             *pairs,
 		Rounds:            *rounds,
 		Woken:             w.woken.Load(),
@@ -133,9 +167,16 @@ func runSyncWake(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		SyncTimeoutMS:     syncTimeout.Milliseconds(),
 		SettleMS:          settle.Milliseconds(),
 	}
+	if recv != e.c {
+		f.RateLimited += recv.rateLimited.Load()
+		f.RateLimitWaitS += time.Duration(recv.rateWaited.Load()).Seconds()
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "syncwake: %d of %d rounds woken, %d missed, %d with another event ID (%d pairs × %d rounds; setup %.1fs)\n",
 		f.Woken, f.Pairs*f.Rounds, f.Missed, f.Mismatched, f.Pairs, f.Rounds, f.SetupS)
+	if f.RemoteURL != "" {
+		fmt.Fprintf(&b, "senders on %s, receivers on %s over federation\n", f.URL, f.RemoteURL)
+	}
 	fmt.Fprintf(&b, "wake after send response: %s\n", f.WakeAfterResponse)
 	fmt.Fprintf(&b, "wake after send start:    %s\n", f.WakeAfterStart)
 	fmt.Fprintf(&b, "send latency:             %s\n", f.SendLatency)
@@ -161,7 +202,7 @@ func (w *syncWake) round(ctx context.Context, p *wakePair, marker string) {
 	go func() {
 		since := p.since
 		for {
-			r := c.sync(rctx, p.receiver, since, w.syncTimeout)
+			r := w.recv.sync(rctx, p.receiver, since, w.syncTimeout)
 			var sr syncResponse
 			if !r.ok() {
 				got <- seen{since: since, failed: &r}
@@ -224,4 +265,29 @@ func (w *syncWake) round(ctx context.Context, p *wakePair, marker string) {
 	if s.eventID != res.EventID {
 		w.mismatch.Add(1)
 	}
+}
+
+// wakeAccounts returns the pairs' senders and receivers. On one server
+// they alternate in e.users (and so in -token-file); with the receivers on
+// recv, another server, the senders come from e.users and the receivers
+// are registered there.
+func (e *runEnv) wakeAccounts(ctx context.Context, recv *client, pairs, conc int) (senders, receivers []user, err error) {
+	if recv == e.c {
+		accounts, err := e.users(ctx, 2*pairs, conc)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i := range pairs {
+			senders = append(senders, accounts[2*i])
+			receivers = append(receivers, accounts[2*i+1])
+		}
+		return senders, receivers, nil
+	}
+	if senders, err = e.users(ctx, pairs, conc); err != nil {
+		return nil, nil, err
+	}
+	if receivers, err = e.register(ctx, recv, pairs, conc); err != nil {
+		return nil, nil, err
+	}
+	return senders, receivers, nil
 }

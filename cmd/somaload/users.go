@@ -46,20 +46,10 @@ func (e *runEnv) users(ctx context.Context, n, conc int) ([]user, error) {
 
 	// From here on the file, if any, lists fewer than n accounts: all of
 	// them are in have.
-	start := time.Now()
-	fresh := make([]user, n-len(have))
-	e.logf("registering %d accounts (%d at a time)", len(fresh), conc)
-	err := forEach(ctx, len(fresh), conc, func(ctx context.Context, i int) error {
-		u, err := e.c.register(ctx, fmt.Sprintf("somaload-%s-%05d", e.runID, i), e.opts.password)
-		fresh[i] = u
-		return err
-	})
+	fresh, err := e.register(ctx, e.c, n-len(have), conc)
 	if err != nil {
 		return nil, err
 	}
-	took := time.Since(start)
-	e.logf("registered %d accounts in %.1fs (%.1f/s; %d answers 429 so far)", len(fresh), took.Seconds(), float64(len(fresh))/took.Seconds(), e.c.rateLimited.Load())
-
 	all := append(have, fresh...)
 	if e.opts.tokenFile != "" {
 		if err := writeTokenFile(e.opts.tokenFile, tokenFile{BaseURL: e.opts.url, Users: all}); err != nil {
@@ -102,4 +92,23 @@ func writeTokenFile(path string, tf tokenFile) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// register registers n accounts under this run's prefix on the server c
+// speaks to, conc at a time.
+func (e *runEnv) register(ctx context.Context, c *client, n, conc int) ([]user, error) {
+	start := time.Now()
+	fresh := make([]user, n)
+	e.logf("registering %d accounts on %s (%d at a time)", n, c.base, conc)
+	err := forEach(ctx, n, conc, func(ctx context.Context, i int) error {
+		u, err := c.register(ctx, fmt.Sprintf("somaload-%s-%05d", e.runID, i), e.opts.password)
+		fresh[i] = u
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	took := time.Since(start)
+	e.logf("registered %d accounts in %.1fs (%.1f/s; %d answers 429 so far)", n, took.Seconds(), float64(n)/took.Seconds(), c.rateLimited.Load())
+	return fresh, nil
 }
