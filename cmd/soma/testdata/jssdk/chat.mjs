@@ -168,7 +168,10 @@ async function sasVerification([initName, initiator, request], [respName, respon
     responder.on(CryptoEvent.VerificationRequestReceived, listener);
     try {
         const initReq = await bounded(`${initName}: request verification`, request());
-        const respReq = await waitUntil(`${respName}'s client to receive ${initName}'s verification request`, () => incoming.find(matches));
+        // The request passes the responder's crypto machine, which may first
+        // query the keys of a device it has never seen (a new laptop): on a
+        // loaded machine that takes longer than one step's wait.
+        const respReq = await waitUntil(`${respName}'s client to receive ${initName}'s verification request`, () => incoming.find(matches), CRYPTO_TIMEOUT_MS);
         expect(!respReq.initiatedByMe && respReq.phase === VerificationPhase.Requested, `${respName}'s request: initiatedByMe ${respReq.initiatedByMe}, phase ${respReq.phase}`);
         await bounded(`${respName} accepts the request`, respReq.accept());
         await waitUntil(() => `${initName}'s request to become ready (phase ${initReq.phase})`, () => initReq.phase === VerificationPhase.Ready);
