@@ -175,16 +175,5 @@ func (b *Backfiller) verified(ctx context.Context, verImpl gomatrixserverlib.IRo
 
 // input has the room store ev as an outlier.
 func (b *Backfiller) input(ctx context.Context, roomID string, origin spec.ServerName, ev gomatrixserverlib.PDU) (*messages.InputResult, error) {
-	reply, err := b.rooms.RequestRoom(ctx, roomID, &messages.InputEvents{
-		RoomId: roomID, Origin: string(origin),
-		Events: []*messages.InputEvent{{Json: ev.JSON(), Outlier: true}},
-	})
-	if err != nil {
-		return nil, err
-	}
-	r, _ := reply.(*messages.InputEventsReply)
-	if r == nil || r.Error != nil || len(r.Results) != 1 {
-		return nil, errors.New("the room could not take the event: " + r.GetError().GetMessage())
-	}
-	return r.Results[0], nil
+	return inputEvent(ctx, b.rooms, roomID, origin, false, &messages.InputEvent{Json: ev.JSON(), Outlier: true})
 }

@@ -216,23 +216,14 @@ func (s *Server) stateAt(ctx context.Context, room *roomView, ev *dagEvent) (sta
 
 // GET /_matrix/federation/v1/state_ids/{roomId}?event_id=: the IDs of the
 // state before the event and of its auth chain.
-func (s *Server) getStateIDs(w http.ResponseWriter, r *http.Request) {
-	room, ev, ferr := s.roomEvent(r, r.URL.Query().Get("event_id"))
-	if ferr != nil {
-		writeFedError(w, r, ferr)
-		return
-	}
-	state, chain, ferr := s.stateAt(r.Context(), room, ev)
-	if ferr != nil {
-		writeFedError(w, r, ferr)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string][]string{"pdu_ids": dagEventIDs(state), "auth_chain_ids": dagEventIDs(chain)})
-}
+func (s *Server) getStateIDs(w http.ResponseWriter, r *http.Request) { s.serveStateAt(w, r, true) }
 
 // GET /_matrix/federation/v1/state/{roomId}?event_id=: the state before
 // the event and its auth chain, as events.
-func (s *Server) getState(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getState(w http.ResponseWriter, r *http.Request) { s.serveStateAt(w, r, false) }
+
+// serveStateAt answers /state (events) or /state_ids (only their IDs).
+func (s *Server) serveStateAt(w http.ResponseWriter, r *http.Request, onlyIDs bool) {
 	room, ev, ferr := s.roomEvent(r, r.URL.Query().Get("event_id"))
 	if ferr != nil {
 		writeFedError(w, r, ferr)
@@ -241,6 +232,10 @@ func (s *Server) getState(w http.ResponseWriter, r *http.Request) {
 	state, chain, ferr := s.stateAt(r.Context(), room, ev)
 	if ferr != nil {
 		writeFedError(w, r, ferr)
+		return
+	}
+	if onlyIDs {
+		writeJSON(w, http.StatusOK, map[string][]string{"pdu_ids": dagEventIDs(state), "auth_chain_ids": dagEventIDs(chain)})
 		return
 	}
 	statePDUs, err := pdus(room, state)

@@ -215,19 +215,12 @@ func (j *Memberships) Invite(ctx context.Context, roomID string, content *messag
 	if err := gomatrixserverlib.VerifyEventSignatures(ctx, signed, j.keys, userIDForSender); err != nil {
 		return "", fmt.Errorf("%w: its signature does not verify: %w", ErrInviteRefused, err)
 	}
-	reply, err = j.rooms.RequestRoom(ctx, roomID, &messages.InputEvents{
-		RoomId: roomID, Origin: string(j.self.ServerName), Relay: true,
-		Events: []*messages.InputEvent{{Json: signed.JSON()}},
-	})
+	taken, err := inputEvent(ctx, j.rooms, roomID, j.self.ServerName, true, &messages.InputEvent{Json: signed.JSON()})
 	if err != nil {
 		return "", err
 	}
-	in, _ := reply.(*messages.InputEventsReply)
-	if in == nil || in.Error != nil || len(in.Results) != 1 {
-		return "", &RoomError{Err: in.GetError()}
-	}
-	if res := in.Results[0]; res.Rejected != "" || res.SoftFailed || len(res.MissingAuth)+len(res.MissingPrev) > 0 {
-		return "", &RoomError{Err: &messages.Error{Errcode: "M_FORBIDDEN", Message: inputRefusal(res), HttpStatus: http.StatusForbidden}}
+	if taken.Rejected != "" || taken.SoftFailed || len(taken.MissingAuth)+len(taken.MissingPrev) > 0 {
+		return "", &RoomError{Err: &messages.Error{Errcode: "M_FORBIDDEN", Message: inputRefusal(taken), HttpStatus: http.StatusForbidden}}
 	}
 	return signed.EventID(), nil
 }

@@ -164,22 +164,20 @@ func (s *Server) readPDU(w http.ResponseWriter, r *http.Request, version string)
 	return ev, true
 }
 
-// inputOne hands one remote event to its room.
+// inputOne hands one remote event to its room, to be sent on to the
+// room's other servers, answering the request when the room does not take it.
 func (s *Server) inputOne(w http.ResponseWriter, r *http.Request, roomID string, origin spec.ServerName, ev gomatrixserverlib.PDU) (*messages.InputResult, bool) {
-	reply, err := s.rooms.RequestRoom(r.Context(), roomID, &messages.InputEvents{
-		RoomId: roomID, Origin: string(origin), Relay: true,
-		Events: []*messages.InputEvent{{Json: ev.JSON()}},
-	})
-	if err != nil {
+	res, err := inputEvent(r.Context(), s.rooms, roomID, origin, true, &messages.InputEvent{Json: ev.JSON()})
+	var roomErr *RoomError
+	switch {
+	case errors.As(err, &roomErr):
+		writeRoomError(w, roomErr.Err)
+		return nil, false
+	case err != nil:
 		s.roomUnavailable(w, r, err)
 		return nil, false
 	}
-	in, _ := reply.(*messages.InputEventsReply)
-	if in == nil || in.Error != nil || len(in.Results) != 1 {
-		writeRoomError(w, in.GetError())
-		return nil, false
-	}
-	return in.Results[0], true
+	return res, true
 }
 
 func inputRefusal(res *messages.InputResult) string {

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/tidwall/gjson"
 
+	"github.com/soma-chat/soma/actors"
 	"github.com/soma-chat/soma/actors/messages"
 	"github.com/soma-chat/soma/persistence"
 )
@@ -160,13 +161,22 @@ func (s *Server) input(ctx context.Context, roomID string, origin spec.ServerNam
 	for _, o := range opts {
 		o(in)
 	}
-	reply, err := s.rooms.RequestRoom(ctx, roomID, &messages.InputEvents{RoomId: roomID, Origin: string(origin), Events: []*messages.InputEvent{in}})
+	return inputEvent(ctx, s.rooms, roomID, origin, false, in)
+}
+
+// inputEvent asks a room to take one remote event (relay: and send it on
+// to the room's other servers). A refusal by the room itself is a
+// *RoomError; any other error means the room did not answer.
+func inputEvent(ctx context.Context, rooms actors.RoomRouter, roomID string, origin spec.ServerName, relay bool, in *messages.InputEvent) (*messages.InputResult, error) {
+	reply, err := rooms.RequestRoom(ctx, roomID, &messages.InputEvents{
+		RoomId: roomID, Origin: string(origin), Relay: relay, Events: []*messages.InputEvent{in},
+	})
 	if err != nil {
 		return nil, err
 	}
 	r, _ := reply.(*messages.InputEventsReply)
 	if r == nil || r.Error != nil || len(r.Results) != 1 {
-		return nil, errors.New("the room could not take the event: " + r.GetError().GetMessage())
+		return nil, &RoomError{Err: r.GetError()}
 	}
 	return r.Results[0], nil
 }
