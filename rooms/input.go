@@ -202,6 +202,15 @@ func (a *Actor) accept(ev gomatrixserverlib.PDU, before State, res *messages.Inp
 
 	record := newEventRecord(ev, nil)
 	record.Destinations, record.Promote = dests, promote
+	if record.Redacts != "" {
+		applies, err := a.appliesRemoteRedaction(ev, record.Redacts, before)
+		if err != nil {
+			return nil, 0, a.storeFailed(err)
+		}
+		if !applies {
+			record.Redacts = "" // stored, shown, but redacting nothing
+		}
+	}
 	// The usual case, an event on the room's head, advances the stored
 	// state by itself; anything else names its state whole.
 	onHead := sameState(before, r.State)

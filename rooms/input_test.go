@@ -129,6 +129,28 @@ func TestRemoteEventsAreCheckedAcceptedOrRefused(t *testing.T) {
 		t.Fatalf("the same message again: %+v", res)
 	}
 
+	t.Run("a remote redaction applies to its own server's events only", func(t *testing.T) {
+		// Rita may not redact others (power 0): her redaction of alice's
+		// message is stored but redacts nothing; of her own, it does.
+		alices := h.mustSend(room, "alice's words")
+		for _, tc := range []struct {
+			target string
+			want   bool
+		}{{alices, false}, {msg.EventID(), true}} {
+			red := rita.event("m.room.redaction", nil, map[string]string{"redacts": tc.target}, h.head(room).Extremities, []string{create, pl, join.EventID()})
+			if res := h.input(room, red, false); res.Rejected != "" || !h.inTimeline(room, red.EventID()) {
+				t.Fatalf("redaction of %s: %+v", tc.target, res)
+			}
+			target, err := h.store.EventByID(context.Background(), tc.target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := target.RedactedBy == red.EventID(); got != tc.want {
+				t.Fatalf("%s redacted: %v, want %v", tc.target, got, tc.want)
+			}
+		}
+	})
+
 	t.Run("a sender who is not a member is rejected and remembered", func(t *testing.T) {
 		mallory := newRemote(h, room, "@mallory:remote.test")
 		bad := mallory.event("m.room.message", nil, map[string]string{"body": "let me in"}, []string{msg.EventID()}, []string{create, pl})

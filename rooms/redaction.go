@@ -76,9 +76,31 @@ func (a *Actor) checkRedaction(c *messages.EventContent) *Error {
 	return forbidden("you may redact your own events only")
 }
 
+// appliesRemoteRedaction says whether a redaction from another server
+// takes effect (spec: the redacted event's sender is of the redaction
+// sender's server, or the sender has the redact power level in the state
+// before the redaction). A target the room does not have is not redacted.
+func (a *Actor) appliesRemoteRedaction(redaction gomatrixserverlib.PDU, targetID string, before State) (bool, error) {
+	ctx, cancel := a.storeContext()
+	defer cancel()
+	target, err := a.deps.Store.EventByID(ctx, targetID)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	sender := string(redaction.SenderID())
+	return target.RoomID == a.roomID && (serverOf(target.Sender) == serverOf(sender) || before.canRedactOthers(sender)), nil
+}
+
 // canRedactOthers reports whether the user has the redact power level.
-func (r *Room) canRedactOthers(userID string) bool {
-	plEvent := r.State.Get(spec.MRoomPowerLevels, "")
+func (r *Room) canRedactOthers(userID string) bool { return r.State.canRedactOthers(userID) }
+
+// canRedactOthers reports whether the user has the redact power level in
+// the state.
+func (s State) canRedactOthers(userID string) bool {
+	plEvent := s.Get(spec.MRoomPowerLevels, "")
 	if plEvent == nil {
 		return false // every room Soma creates has power levels
 	}
