@@ -19,6 +19,7 @@ import (
 	"github.com/soma-chat/soma/actors"
 	"github.com/soma-chat/soma/actors/messages"
 	"github.com/soma-chat/soma/persistence"
+	"github.com/soma-chat/soma/persistence/mediafiles"
 	"github.com/soma-chat/soma/persistence/sqlite"
 	"github.com/soma-chat/soma/rooms"
 )
@@ -66,14 +67,18 @@ func TestEveryRouteRefusesBadInputWithAMatrixError(t *testing.T) {
 		t.Fatalf("create: %v %v", err, reply)
 	}
 
+	files, err := mediafiles.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := NewServer(ServerOptions{
 		Self: self, KeyRing: ring, Profiles: store, UserKeys: store, Directory: store,
-		Rooms: router, RoomEvents: store, Accounts: store, Log: zerolog.Nop(),
+		Rooms: router, RoomEvents: store, Accounts: store, Media: store, MediaFiles: files, Log: zerolog.Nop(),
 	})
 	handler := srv.Handler()
 	params := map[string]string{
 		"{roomId}": roomID, "{userId}": "@mallory:127.0.0.1:1", "{eventId}": "$nope",
-		"{serverName}": "127.0.0.1:1",
+		"{serverName}": "127.0.0.1:1", "{mediaId}": "nosuchmedia",
 	}
 	bodies := []any{
 		nil,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/soma-chat/soma/actors"
 	"github.com/soma-chat/soma/persistence"
+	"github.com/soma-chat/soma/persistence/mediafiles"
 	"github.com/soma-chat/soma/roomdirectory"
 )
 
@@ -47,6 +48,10 @@ type ServerOptions struct {
 	// EDUs apply the EDUs of inbound transactions (edus.go); its nil
 	// fields drop the EDUs that need them.
 	EDUs EDUReceivers
+	// Media and MediaFiles serve this server's media to others; without
+	// them the media download is not served.
+	Media      MediaReader
+	MediaFiles *mediafiles.Store
 	// Version is what GET /_matrix/federation/v1/version reports.
 	Version string
 	Log     zerolog.Logger
@@ -70,6 +75,8 @@ type Server struct {
 	edus       EDUReceivers
 	// toDeviceIDs are the to-device message IDs delivered lately.
 	toDeviceIDs *messageIDs
+	media       MediaReader
+	mediaFiles  *mediafiles.Store
 	version     string
 	log         zerolog.Logger
 	now         func() time.Time
@@ -83,7 +90,7 @@ func NewServer(opts ServerOptions) *Server {
 	s := &Server{
 		self: opts.Self, keys: opts.KeyRing, profiles: opts.Profiles, userKeys: opts.UserKeys, directory: opts.Directory,
 		rooms: opts.Rooms, roomEvents: opts.RoomEvents, accounts: opts.Accounts, missing: opts.Missing, txns: newTxnResults(), heard: opts.Heard,
-		edus: opts.EDUs, toDeviceIDs: &messageIDs{},
+		edus: opts.EDUs, toDeviceIDs: &messageIDs{}, media: opts.Media, mediaFiles: opts.MediaFiles,
 		version: opts.Version, log: opts.Log, now: time.Now,
 	}
 	s.edus.aclAllows = func(ctx context.Context, roomID string, nid persistence.RoomNID, version string, origin spec.ServerName) (bool, error) {
@@ -120,6 +127,9 @@ func (s *Server) Handler() http.Handler {
 				r.Get("/make_join/{roomId}/{userId}", s.makeJoin)
 				r.Get("/make_leave/{roomId}/{userId}", s.makeLeave)
 				r.Put("/send/{txnId}", s.send)
+			}
+			if s.media != nil && s.mediaFiles != nil {
+				r.Get("/media/download/{mediaId}", s.getMediaDownload)
 			}
 			if s.userKeys != nil {
 				r.Get("/user/devices/{userId}", s.getUserDevices)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -20,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/soma-chat/soma/federation"
 	"github.com/soma-chat/soma/persistence"
 	"github.com/soma-chat/soma/persistence/mediafiles"
 )
@@ -29,6 +31,11 @@ import (
 // unauthenticated /_matrix/media/v3 paths (which clients still call) and
 // on the authenticated /_matrix/client/v1/media paths. Files live in a
 // content-addressed mediafiles.Store; their metadata in persistence.
+// Other servers' media is fetched over federation on an authenticated
+// download or thumbnail request, and cached as a media row with the
+// remote server name (the key is always the pair: a remote item is never
+// taken for a local one); the unauthenticated paths serve only what is
+// cached, as the spec's media freeze asks.
 
 // MediaOptions configures the media repository.
 type MediaOptions struct {
@@ -68,6 +75,8 @@ type mediaState struct {
 	// generating bounds the thumbnails decoded at once: a decoded image
 	// may take hundreds of megabytes.
 	generating chan struct{}
+	// fetches makes concurrent requests for one remote item fetch it once.
+	fetches singleflight.Group
 }
 
 func newMediaState() *mediaState {
@@ -196,10 +205,11 @@ func validMediaID(id string) bool {
 	return true
 }
 
-// localMedia returns the item the path names: 400 M_INVALID_PARAM for a
-// malformed server name or media ID, 404 M_NOT_FOUND for an unknown item
-// or one of another server.
-func (s *Server) localMedia(r *http.Request) (*persistence.Media, error) {
+// requestedMedia returns the item the path names, local or remote
+// (fetched when the request is authenticated and it is not cached): 400
+// M_INVALID_PARAM for a malformed server name or media ID, 404
+// M_NOT_FOUND for an unknown item.
+func (s *Server) requestedMedia(r *http.Request) (*persistence.Media, error) {
 	serverName, err := urlParam(r, "serverName")
 	if err != nil {
 		return nil, err
@@ -214,14 +224,10 @@ func (s *Server) localMedia(r *http.Request) (*persistence.Media, error) {
 	if !validMediaID(mediaID) {
 		return nil, errInvalidParam("Invalid media ID: only A-Z, a-z, 0-9, _ and - are allowed")
 	}
-	if serverName != s.opts.ServerName {
-		// TODO(federation): fetch remote media over federation
-		// (GET /_matrix/federation/v1/media/download/{mediaId}) and cache
-		// it as a media row with the remote server name, once the
-		// Server-Server API (the federation issue) lands.
-		return nil, errNotFound("Remote media is not fetched yet: this server does not federate")
-	}
 	m, err := s.store.GetMedia(r.Context(), serverName, mediaID)
+	if errors.Is(err, persistence.ErrNotFound) && serverName != s.opts.ServerName && callerFrom(r.Context()) != nil {
+		m, err = s.fetchRemoteMedia(r, serverName, mediaID)
+	}
 	if errors.Is(err, persistence.ErrNotFound) {
 		return nil, errNotFound("Media not found")
 	}
@@ -232,9 +238,63 @@ func (s *Server) localMedia(r *http.Request) (*persistence.Media, error) {
 	return m, nil
 }
 
+// fetchRemoteMedia downloads a remote item over federation, stores it
+// (its file under the size limit, its row keyed by the remote server
+// name) and returns its row. Concurrent requests for one item share one
+// download.
+func (s *Server) fetchRemoteMedia(r *http.Request, serverName, mediaID string) (*persistence.Media, error) {
+	if s.opts.RemoteMedia == nil {
+		return nil, errNotFound("Remote media is not fetched: federation is off on this server")
+	}
+	log := zerolog.Ctx(r.Context()).With().Str("server_name", serverName).Str("media_id", mediaID).Logger()
+	// The download outlives a caller that goes away: others may wait on it.
+	ctx := context.WithoutCancel(r.Context())
+	v, err, _ := s.media.fetches.Do(serverName+"/"+mediaID, func() (any, error) {
+		if m, err := s.store.GetMedia(ctx, serverName, mediaID); err == nil {
+			return m, nil // fetched meanwhile
+		}
+		rm, err := s.opts.RemoteMedia.DownloadMedia(ctx, spec.ServerName(serverName), mediaID)
+		if errors.Is(err, federation.ErrRemoteNotFound) {
+			return nil, persistence.ErrNotFound
+		}
+		if err != nil {
+			log.Warn().Err(err).Msg("remote media download failed")
+			return nil, matrixError(http.StatusBadGateway, "M_UNKNOWN", "Could not fetch the media from its server")
+		}
+		defer rm.Content.Close()
+		limit := s.opts.Media.MaxUploadSize
+		sum, size, err := s.opts.Media.Files.Put(rm.Content, limit)
+		if errors.Is(err, mediafiles.ErrTooLarge) {
+			log.Warn().Int64("limit", limit).Msg("remote media larger than media.max_upload_size")
+			return nil, matrixError(http.StatusBadGateway, "M_TOO_LARGE", "The media is larger than this server's limit of "+strconv.FormatInt(limit, 10)+" bytes")
+		}
+		if err != nil {
+			log.Warn().Err(err).Msg("remote media download failed")
+			return nil, matrixError(http.StatusBadGateway, "M_UNKNOWN", "Could not fetch the media from its server")
+		}
+		name := rm.FileName
+		if len(name) > maxUploadNameBytes || !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
+			name = ""
+		}
+		m := persistence.Media{
+			ServerName: serverName, MediaID: mediaID, ContentType: uploadContentType(rm.ContentType),
+			UploadName: name, Size: size, SHA256: sum, CreatedTS: time.Now().UnixMilli(),
+		}
+		if err := s.store.InsertMedia(ctx, m); err != nil && !errors.Is(err, persistence.ErrMediaExists) {
+			return nil, err
+		}
+		log.Info().Int64("size", size).Str("content_type", m.ContentType).Msg("remote media cached")
+		return s.store.GetMedia(ctx, serverName, mediaID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*persistence.Media), nil
+}
+
 // downloadMedia: GET /download/{serverName}/{mediaId}[/{fileName}].
 func (s *Server) downloadMedia(w http.ResponseWriter, r *http.Request) error {
-	m, err := s.localMedia(r)
+	m, err := s.requestedMedia(r)
 	if err != nil {
 		return err
 	}

@@ -64,7 +64,7 @@ func (s *Server) thumbnailMedia(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	m, err := s.localMedia(r)
+	m, err := s.requestedMedia(r)
 	if err != nil {
 		return err
 	}

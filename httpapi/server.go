@@ -91,6 +91,9 @@ type Options struct {
 	// RemoteProfiles asks other servers for their users' profiles; nil
 	// (federation off) finds none.
 	RemoteProfiles RemoteProfiles
+	// RemoteMedia downloads other servers' media, cached in Media; nil
+	// (federation off) serves only what is cached.
+	RemoteMedia RemoteMedia
 	// RemoteMemberships changes memberships across servers; nil
 	// (federation off) changes them only in rooms this server is in.
 	RemoteMemberships RemoteMemberships
@@ -118,6 +121,13 @@ type Options struct {
 // federation.ErrRemoteNotFound for a user it does not know.
 type RemoteProfiles interface {
 	LookupProfile(ctx context.Context, server spec.ServerName, userID, field string) (federation.Profile, error)
+}
+
+// RemoteMedia is what the media downloads need of federation
+// (*federation.Client): one of a remote server's media items, with
+// federation.ErrRemoteNotFound for one it does not have.
+type RemoteMedia interface {
+	DownloadMedia(ctx context.Context, server spec.ServerName, mediaID string) (*federation.RemoteMedia, error)
 }
 
 // RemoteKeys is what /keys/query and /keys/claim need of federation

@@ -21,6 +21,7 @@ import (
 	"github.com/soma-chat/soma/federation"
 	"github.com/soma-chat/soma/httpapi"
 	"github.com/soma-chat/soma/persistence"
+	"github.com/soma-chat/soma/persistence/mediafiles"
 )
 
 // federationNode is the federation side of a node: the outbound client,
@@ -42,7 +43,7 @@ type federationNode struct {
 // startFederation starts the federation listener, or does nothing (nil)
 // when federation.listen is empty: a server others cannot reach cannot
 // have its signatures checked, so it makes no outbound requests either.
-func startFederation(cfg *config.Config, key *federation.SigningKey, store persistence.Store, rooms actors.RoomRouter, system *actor.ActorSystem, actorMetrics *metrics.Actors, sendersFor *atomic.Pointer[federation.Senders], edus federation.EDUReceivers, base context.Context, log zerolog.Logger, failed chan<- error) (*federationNode, error) {
+func startFederation(cfg *config.Config, key *federation.SigningKey, store persistence.Store, rooms actors.RoomRouter, system *actor.ActorSystem, actorMetrics *metrics.Actors, sendersFor *atomic.Pointer[federation.Senders], edus federation.EDUReceivers, mediaFiles *mediafiles.Store, base context.Context, log zerolog.Logger, failed chan<- error) (*federationNode, error) {
 	fc := cfg.Federation
 	if fc.Listen == "" {
 		return nil, nil
@@ -77,7 +78,8 @@ func startFederation(cfg *config.Config, key *federation.SigningKey, store persi
 		Rooms: rooms, RoomEvents: store, Accounts: store, Missing: federation.NewMissingEvents(client, keyRing, store),
 		Heard: func(origin spec.ServerName) { senders.BackOnline(string(origin)) },
 		EDUs:  edus,
-		Log:   log,
+		Media: store, MediaFiles: mediaFiles,
+		Log: log,
 	})
 
 	ln, err := net.Listen("tcp", fc.Listen)
@@ -112,6 +114,14 @@ func startFederation(cfg *config.Config, key *federation.SigningKey, store persi
 // remoteProfiles is what the client API asks remote profiles of: none
 // without federation.
 func (f *federationNode) remoteProfiles() httpapi.RemoteProfiles {
+	if f == nil {
+		return nil
+	}
+	return f.client
+}
+
+// remoteMedia downloads other servers' media: none without federation.
+func (f *federationNode) remoteMedia() httpapi.RemoteMedia {
 	if f == nil {
 		return nil
 	}

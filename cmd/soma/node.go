@@ -136,7 +136,7 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 		presenceState = actors.NewPresence()
 		presence, edus.Presence = presenceState, presenceState
 	}
-	if n.fed, err = startFederation(cfg, key, store, router, n.system, actorMetrics, &n.senders, edus, base, log, n.failed); err != nil {
+	if n.fed, err = startFederation(cfg, key, store, router, n.system, actorMetrics, &n.senders, edus, mediaFiles, base, log, n.failed); err != nil {
 		n.closeStorage()
 		return nil, err
 	}
@@ -164,6 +164,7 @@ func startNode(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*no
 		Presence:                 presence,
 		Media:                    httpapi.MediaOptions{Files: mediaFiles, MaxUploadSize: cfg.Media.MaxUploadSize},
 		RemoteProfiles:           n.fed.remoteProfiles(),
+		RemoteMedia:              n.fed.remoteMedia(),
 		RemoteMemberships:        n.fed.remoteMemberships(),
 		RemoteKeys:               n.fed.remoteKeys(),
 		RemoteDirectory:          n.fed.remoteDirectory(),
