@@ -89,10 +89,7 @@ func typingUsers(content json.RawMessage) []string {
 // its server.
 func TestFederationEDUs(t *testing.T) {
 	t.Parallel() // servers of its own; mostly waiting on the network
-	backends := backendsUnderTest()
-	fast := []string{"SOMA_FEDERATION_RETRY_MIN=200ms", "SOMA_FEDERATION_RETRY_MAX=1s", "SOMA_RATE_LIMITS_ENABLED=false"}
-	a := startFedServer(t, backends[0], fast...)
-	b := startFedServer(t, backends[len(backends)-1], fast...)
+	a, b := fastPair(t, "SOMA_RATE_LIMITS_ENABLED=false")
 	alice, bob, roomID := publicRoomWithBob(t, a, b)
 	aliceSince := alice.sync("", 0).NextBatch
 	bobSince := bob.sync("", 0).NextBatch
@@ -200,10 +197,7 @@ func TestFederationEDUs(t *testing.T) {
 // transaction is still answered 200; the valid EDUs after them apply.
 func TestFederationRefusesForeignEDUs(t *testing.T) {
 	t.Parallel() // servers of its own; mostly waiting on the network
-	backends := backendsUnderTest()
-	fast := []string{"SOMA_FEDERATION_RETRY_MIN=200ms", "SOMA_FEDERATION_RETRY_MAX=1s", "SOMA_RATE_LIMITS_ENABLED=false"}
-	a := startFedServer(t, backends[0], fast...)
-	b := startFedServer(t, backends[len(backends)-1], fast...)
+	a, b := fastPair(t, "SOMA_RATE_LIMITS_ENABLED=false")
 	alice, bob, roomID := publicRoomWithBob(t, a, b)
 	bobDev := whoamiDevice(bob)
 	since := bob.sync("", 0).NextBatch

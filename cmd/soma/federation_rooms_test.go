@@ -200,6 +200,19 @@ func (c *client) stateIDs(roomID string) map[string]string {
 	return out
 }
 
+// fastRetries makes a server retry a failed transaction within a second,
+// so that tests of downtime need not wait out production backoff.
+var fastRetries = []string{"SOMA_FEDERATION_RETRY_MIN=200ms", "SOMA_FEDERATION_RETRY_MAX=1s"}
+
+// fastPair starts A and B (the first and last backends under test) with
+// fastRetries and extra settings.
+func fastPair(t *testing.T, extra ...string) (a, b *fedServer) {
+	t.Helper()
+	backends := backendsUnderTest()
+	env := append(append([]string{}, fastRetries...), extra...)
+	return startFedServer(t, backends[0], env...), startFedServer(t, backends[len(backends)-1], env...)
+}
+
 // publicRoomWithBob is a public room of alice's on A that bob of B joined.
 func publicRoomWithBob(t *testing.T, a, b *fedServer) (alice, bob *client, roomID string) {
 	t.Helper()
@@ -216,10 +229,7 @@ func publicRoomWithBob(t *testing.T, a, b *fedServer) (alice, bob *client, roomI
 // back, and sends what its users sent while the other was down.
 func TestFederationCatchUpAfterDowntime(t *testing.T) {
 	t.Parallel() // servers of its own; mostly waiting on the network
-	backends := backendsUnderTest()
-	fast := []string{"SOMA_FEDERATION_RETRY_MIN=200ms", "SOMA_FEDERATION_RETRY_MAX=1s"}
-	a := startFedServer(t, backends[0], fast...)
-	b := startFedServer(t, backends[len(backends)-1], fast...)
+	a, b := fastPair(t)
 	alice, bob, roomID := publicRoomWithBob(t, a, b)
 	bobSince := bob.sync("", 0).NextBatch
 
@@ -250,10 +260,7 @@ func TestFederationCatchUpAfterDowntime(t *testing.T) {
 // fork the room; once they can, both resolve it to the same state.
 func TestFederationForkResolvesToTheSameState(t *testing.T) {
 	t.Parallel() // servers of its own; mostly waiting on the network
-	backends := backendsUnderTest()
-	fast := []string{"SOMA_FEDERATION_RETRY_MIN=200ms", "SOMA_FEDERATION_RETRY_MAX=1s"}
-	a := startFedServer(t, backends[0], fast...)
-	b := startFedServer(t, backends[len(backends)-1], fast...)
+	a, b := fastPair(t)
 	alice, bob, roomID := publicRoomWithBob(t, a, b)
 	pl := alice.stateContent(roomID, "m.room.power_levels")
 	users, _ := pl["users"].(map[string]any)
@@ -315,11 +322,8 @@ func TestFederationForkResolvesToTheSameState(t *testing.T) {
 // accepts it; the gap fills when the server that made it returns.
 func TestFederationGapTooLongForMissingEvents(t *testing.T) {
 	t.Parallel() // servers of its own; mostly waiting on the network
-	backends := backendsUnderTest()
-	fast := []string{"SOMA_FEDERATION_RETRY_MIN=200ms", "SOMA_FEDERATION_RETRY_MAX=1s"}
-	a := startFedServer(t, backends[0], fast...)
-	b := startFedServer(t, backends[len(backends)-1], fast...)
-	c := startFedServer(t, backends[0], fast...)
+	a, b := fastPair(t)
+	c := startFedServer(t, backendsUnderTest()[0], fastRetries...)
 	alice, bob, roomID := publicRoomWithBob(t, a, b)
 	carol := c.register("carol")
 	carol.must("POST", "/_matrix/client/v3/join/"+pathEscape(roomID)+"?server_name="+string(a.name), map[string]any{}, nil)
